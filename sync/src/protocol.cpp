@@ -1,0 +1,308 @@
+// Ubuzima Sync — MIT licence.
+// JSON codec of the sync messages. Every decoder checks each shape it reads, so hostile input
+// yields a Status, never an exception or a crash.
+#include "ubuzima/sync/protocol.hpp"
+
+#include <algorithm>
+
+namespace ubuzima::sync {
+
+using nlohmann::json;
+
+Version Change::base_of(const std::string& field) const {
+    auto it = base.find(field);
+    return it == base.end() ? Version{} : it->second;
+}
+
+namespace {
+
+Status bad(std::string msg) { return Status(ErrorCode::BadRequest, std::move(msg)); }
+
+Result<json> parse_object(std::string_view body) {
+    json j = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded()) return Status(ErrorCode::InvalidJson, "body is not valid JSON");
+    if (!j.is_object()) return bad("body must be a JSON object");
+    return j;
+}
+
+Result<Version> version_at(const json& j, const char* what) {
+    if (!j.is_string()) return bad(std::string(what) + " must be a version string \"<hlc>@<node>\"");
+    auto v = Version::parse(j.get_ref<const std::string&>());
+    if (!v) return bad(std::string(what) + " is not a valid version: " + j.get<std::string>());
+    return *v;
+}
+
+Result<std::uint64_t> hex_at(const json& j, const char* what) {
+    if (!j.is_string()) return bad(std::string(what) + " must be 16 lowercase hex digits");
+    auto v = parse_hex16(j.get_ref<const std::string&>());
+    if (!v) return bad(std::string(what) + " must be 16 lowercase hex digits");
+    return *v;
+}
+
+bool is_int(const json& j) { return j.is_number_integer() || j.is_number_unsigned(); }
+
+Result<Change> decode_change(const json& c, size_t index) {
+    const std::string where = "batch.changes[" + std::to_string(index) + "]";
+    if (!c.is_object()) return bad(where + " must be an object");
+    Change ch;
+    auto t = c.find("t");
+    auto id = c.find("id");
+    auto v = c.find("v");
+    auto f = c.find("f");
+    if (t == c.end() || !t->is_string() || t->get_ref<const std::string&>().empty())
+        return bad(where + ".t must be a table name");
+    if (id == c.end() || !id->is_string() || id->get_ref<const std::string&>().empty() ||
+        id->get_ref<const std::string&>().size() > 128)
+        return bad(where + ".id must be a non-empty string of at most 128 characters");
+    if (v == c.end()) return bad(where + ".v is missing");
+    auto ver = version_at(*v, (where + ".v").c_str());
+    if (!ver.ok()) return ver.status();
+    if (ver->is_null()) return bad(where + ".v must not be the null version");
+    if (f == c.end() || !f->is_object() || f->empty()) return bad(where + ".f must be a non-empty object");
+    ch.table = t->get<std::string>();
+    ch.row_id = id->get<std::string>();
+    ch.version = *ver;
+    for (auto it = f->begin(); it != f->end(); ++it) ch.fields.emplace(it.key(), it.value());
+    auto b = c.find("b");
+    if (b != c.end() && !b->is_null()) {
+        if (!b->is_object()) return bad(where + ".b must be an object");
+        for (auto it = b->begin(); it != b->end(); ++it) {
+            if (it.value().is_null()) continue;
+            auto bv = version_at(it.value(), (where + ".b." + it.key()).c_str());
+            if (!bv.ok()) return bv.status();
+            ch.base.emplace(it.key(), *bv);
+        }
+    }
+    return ch;
+}
+
+json versioned_map_to_json(const std::map<std::string, VersionedValue>& m) {
+    json o = json::object();
+    for (const auto& [k, vv] : m) o[k] = json::array({vv.value, vv.version.to_string()});
+    return o;
+}
+
+Result<std::map<std::string, VersionedValue>> versioned_map_from_json(const json& o, const std::string& where) {
+    if (!o.is_object()) return bad(where + " must be an object");
+    std::map<std::string, VersionedValue> out;
+    for (auto it = o.begin(); it != o.end(); ++it) {
+        const json& pair = it.value();
+        if (!pair.is_array() || pair.size() != 2) return bad(where + "." + it.key() + " must be [value, version]");
+        auto ver = version_at(pair[1], (where + "." + it.key()).c_str());
+        if (!ver.ok()) return ver.status();
+        out.emplace(it.key(), VersionedValue{pair[0], *ver});
+    }
+    return out;
+}
+
+}  // namespace
+
+Result<SyncRequest> decode_sync_request(std::string_view body) {
+    auto parsed = parse_object(body);
+    if (!parsed.ok()) return parsed.status();
+    const json& j = *parsed;
+    SyncRequest req;
+
+    auto p = j.find("protocol");
+    if (p == j.end() || !is_int(*p)) return bad("protocol must be an integer");
+    req.protocol = p->get<int>();
+    if (req.protocol != kProtocolVersion)
+        return Status(ErrorCode::ProtocolMismatch, "unsupported protocol " + std::to_string(req.protocol));
+    auto sv = j.find("schema_version");
+    if (sv == j.end() || !is_int(*sv) || sv->get<std::int64_t>() < 1 || sv->get<std::int64_t>() > 1'000'000)
+        return bad("schema_version must be a positive integer");
+    req.schema_version = sv->get<int>();
+    auto node = j.find("node");
+    if (node == j.end()) return bad("node is missing");
+    auto n = hex_at(*node, "node");
+    if (!n.ok()) return n.status();
+    req.node = *n;
+    auto clock = j.find("clock");
+    if (clock != j.end() && !clock->is_null()) {
+        auto c = hex_at(*clock, "clock");
+        if (!c.ok()) return c.status();
+        req.clock = *c;
+    }
+    auto cursor = j.find("cursor");
+    if (cursor != j.end() && !cursor->is_null()) {
+        if (!cursor->is_string() || cursor->get_ref<const std::string&>().size() > 256)
+            return bad("cursor must be a string or null");
+        req.cursor = cursor->get<std::string>();
+    }
+    auto limit = j.find("limit");
+    if (limit != j.end() && !limit->is_null()) {
+        if (!is_int(*limit) || limit->get<std::int64_t>() < 1) return bad("limit must be a positive integer");
+        req.limit = static_cast<int>(std::min<std::int64_t>(limit->get<std::int64_t>(), 5000));
+    }
+    auto batch = j.find("batch");
+    if (batch != j.end() && !batch->is_null()) {
+        if (!batch->is_object()) return bad("batch must be an object");
+        auto id = batch->find("id");
+        if (id == batch->end() || !id->is_string() || id->get_ref<const std::string&>().empty() ||
+            id->get_ref<const std::string&>().size() > 128)
+            return bad("batch.id must be a non-empty string of at most 128 characters");
+        auto changes = batch->find("changes");
+        if (changes == batch->end() || !changes->is_array()) return bad("batch.changes must be an array");
+        PushBatch pb;
+        pb.id = id->get<std::string>();
+        pb.changes.reserve(changes->size());
+        for (size_t i = 0; i < changes->size(); ++i) {
+            auto ch = decode_change((*changes)[i], i);
+            if (!ch.ok()) return ch.status();
+            pb.changes.push_back(std::move(*ch));
+        }
+        req.batch = std::move(pb);
+    }
+    return req;
+}
+
+std::string encode_sync_request(const SyncRequest& req) {
+    json j;
+    j["protocol"] = req.protocol;
+    j["schema_version"] = req.schema_version;
+    j["node"] = to_hex16(req.node);
+    j["clock"] = to_hex16(req.clock);
+    if (req.batch) {
+        json changes = json::array();
+        for (const Change& c : req.batch->changes) {
+            json jc;
+            jc["t"] = c.table;
+            jc["id"] = c.row_id;
+            jc["v"] = c.version.to_string();
+            jc["f"] = json(c.fields);
+            json b = json::object();
+            for (const auto& [field, ver] : c.base) b[field] = ver.is_null() ? json() : json(ver.to_string());
+            if (!b.empty()) jc["b"] = std::move(b);
+            changes.push_back(std::move(jc));
+        }
+        j["batch"] = json{{"id", req.batch->id}, {"changes", std::move(changes)}};
+    }
+    j["cursor"] = req.cursor ? json(*req.cursor) : json();
+    j["limit"] = req.limit;
+    return j.dump();
+}
+
+json push_result_to_json(const PushResult& push) {
+    json conflicts = json::array();
+    for (const ConflictReport& c : push.conflicts) {
+        conflicts.push_back(json{{"t", c.table},
+                                 {"id", c.row_id},
+                                 {"field", c.field},
+                                 {"kept", c.kept.version.to_string()},
+                                 {"lost", c.lost.version.to_string()},
+                                 {"kept_value", c.kept.value},
+                                 {"lost_value", c.lost.value}});
+    }
+    json rejected = json::array();
+    for (const Rejection& r : push.rejected) {
+        json jr{{"index", r.index}, {"code", std::string(wire_code(r.code))}, {"message", r.message}};
+        jr["current"] = r.current ? versioned_map_to_json(*r.current) : json();
+        rejected.push_back(std::move(jr));
+    }
+    return json{{"batch", push.batch}, {"applied", push.applied}, {"conflicts", conflicts}, {"rejected", rejected}};
+}
+
+Result<PushResult> push_result_from_json(const json& j) {
+    if (!j.is_object()) return bad("push must be an object");
+    PushResult out;
+    if (!j.contains("batch") || !j["batch"].is_string()) return bad("push.batch must be a string");
+    out.batch = j["batch"].get<std::string>();
+    if (!j.contains("applied") || !is_int(j["applied"])) return bad("push.applied must be an integer");
+    out.applied = j["applied"].get<int>();
+    const json& conflicts = j.contains("conflicts") ? j["conflicts"] : json::array();
+    if (!conflicts.is_array()) return bad("push.conflicts must be an array");
+    for (const json& c : conflicts) {
+        if (!c.is_object() || !c.contains("t") || !c["t"].is_string() || !c.contains("id") || !c["id"].is_string() ||
+            !c.contains("field") || !c["field"].is_string())
+            return bad("push.conflicts[] must name t, id and field");
+        auto kept = version_at(c.value("kept", json()), "push.conflicts[].kept");
+        auto lost = version_at(c.value("lost", json()), "push.conflicts[].lost");
+        if (!kept.ok()) return kept.status();
+        if (!lost.ok()) return lost.status();
+        out.conflicts.push_back(ConflictReport{c["t"].get<std::string>(), c["id"].get<std::string>(),
+                                               c["field"].get<std::string>(),
+                                               VersionedValue{c.value("kept_value", json()), *kept},
+                                               VersionedValue{c.value("lost_value", json()), *lost}});
+    }
+    const json& rejected = j.contains("rejected") ? j["rejected"] : json::array();
+    if (!rejected.is_array()) return bad("push.rejected must be an array");
+    for (const json& r : rejected) {
+        if (!r.is_object() || !r.contains("index") || !is_int(r["index"]) || !r.contains("code") ||
+            !r["code"].is_string())
+            return bad("push.rejected[] must have index and code");
+        Rejection rej;
+        rej.index = r["index"].get<std::size_t>();
+        rej.code = error_code_from_wire(r["code"].get<std::string>());
+        rej.message = r.value("message", std::string());
+        if (r.contains("current") && !r["current"].is_null()) {
+            auto cur = versioned_map_from_json(r["current"], "push.rejected[].current");
+            if (!cur.ok()) return cur.status();
+            rej.current = std::move(*cur);
+        }
+        out.rejected.push_back(std::move(rej));
+    }
+    return out;
+}
+
+std::string encode_sync_response(const SyncResponse& resp) {
+    json j;
+    j["protocol"] = resp.protocol;
+    j["server_clock"] = to_hex16(resp.server_clock);
+    j["push"] = resp.push ? push_result_to_json(*resp.push) : json();
+    json changes = json::array();
+    for (const RowChange& rc : resp.changes)
+        changes.push_back(json{{"t", rc.table}, {"id", rc.row_id}, {"f", versioned_map_to_json(rc.fields)}});
+    j["changes"] = std::move(changes);
+    j["cursor"] = resp.cursor;
+    j["more"] = resp.more;
+    return j.dump();
+}
+
+Result<SyncResponse> decode_sync_response(std::string_view body) {
+    auto parsed = parse_object(body);
+    if (!parsed.ok()) return parsed.status();
+    const json& j = *parsed;
+    SyncResponse resp;
+    if (!j.contains("protocol") || !is_int(j["protocol"])) return bad("protocol must be an integer");
+    resp.protocol = j["protocol"].get<int>();
+    auto clock = hex_at(j.value("server_clock", json()), "server_clock");
+    if (!clock.ok()) return clock.status();
+    resp.server_clock = *clock;
+    if (j.contains("push") && !j["push"].is_null()) {
+        auto push = push_result_from_json(j["push"]);
+        if (!push.ok()) return push.status();
+        resp.push = std::move(*push);
+    }
+    if (!j.contains("changes") || !j["changes"].is_array()) return bad("changes must be an array");
+    for (const json& c : j["changes"]) {
+        if (!c.is_object() || !c.contains("t") || !c["t"].is_string() || !c.contains("id") || !c["id"].is_string() ||
+            !c.contains("f"))
+            return bad("changes[] must have t, id and f");
+        auto fields = versioned_map_from_json(c["f"], "changes[].f");
+        if (!fields.ok()) return fields.status();
+        resp.changes.push_back(RowChange{c["t"].get<std::string>(), c["id"].get<std::string>(), std::move(*fields)});
+    }
+    if (!j.contains("cursor") || !j["cursor"].is_string()) return bad("cursor must be a string");
+    resp.cursor = j["cursor"].get<std::string>();
+    if (!j.contains("more") || !j["more"].is_boolean()) return bad("more must be a boolean");
+    resp.more = j["more"].get<bool>();
+    return resp;
+}
+
+std::string encode_error(const Status& status) {
+    json j{{"error", {{"code", std::string(wire_code(status.code()))}, {"message", status.message()}}}};
+    return j.dump();
+}
+
+Status decode_error(std::string_view body, ErrorCode fallback) {
+    json j = json::parse(body.begin(), body.end(), nullptr, false);
+    if (j.is_object() && j.contains("error") && j["error"].is_object() && j["error"].contains("code") &&
+        j["error"]["code"].is_string()) {
+        const json& e = j["error"];
+        std::string msg = e.contains("message") && e["message"].is_string() ? e["message"].get<std::string>() : "";
+        return Status(error_code_from_wire(e["code"].get<std::string>()), msg);
+    }
+    return Status(fallback, std::string(body.substr(0, 200)));
+}
+
+}  // namespace ubuzima::sync
