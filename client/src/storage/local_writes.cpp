@@ -1,0 +1,136 @@
+// Ubuzima Sync — MIT licence.
+// Captured local writes: checks, then row + field versions + outbox entry in one transaction.
+#include "storage/store.hpp"
+
+#include "ubuzima/sync/protocol.hpp"
+
+namespace ubuzima::detail {
+
+namespace {
+
+std::string short_id(std::string_view id) { return std::string(id.substr(0, 13)) + (id.size() > 13 ? "…" : ""); }
+
+std::string value_text(const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
+
+// The caller's JSON object as a field map. "id" may repeat the row id (apps pass back what get()
+// returned); "_deleted" is written only by remove() so that deletes are always deliberate.
+Result<std::map<std::string, json>> to_fields(Store::WriteMode mode, std::string_view id, const json& input) {
+    std::map<std::string, json> fields;
+    if (mode == Store::WriteMode::Remove) {
+        fields[std::string(sync::kDeletedField)] = true;
+        return fields;
+    }
+    if (!input.is_object()) return Status(ErrorCode::InvalidArgument, "fields must be a JSON object");
+    for (const auto& [name, value] : input.items()) {
+        if (name == "id") {
+            if (mode != Store::WriteMode::Insert && value.is_string() && value.get<std::string>() == id) continue;
+            return Status(ErrorCode::InvalidArgument, "the row id is given separately, not as field 'id'");
+        }
+        if (name == sync::kDeletedField)
+            return Status(ErrorCode::InvalidArgument, "use remove() to delete a row, not the field _deleted");
+        fields[name] = value;
+    }
+    if (fields.empty()) return Status(ErrorCode::InvalidArgument, "no fields to write");
+    return fields;
+}
+
+}  // namespace
+
+Status Store::check_class_rules(const schema::TableDef& table, std::string_view id, const RowState& row, bool live,
+                                const std::map<std::string, json>& fields, WriteMode mode) {
+    using schema::TableClass;
+    if (table.cls == TableClass::AppendOnly) {
+        if (mode == WriteMode::Remove)
+            return Status(ErrorCode::AppendOnly, table.name + " rows cannot be deleted; void the row instead "
+                                                              "(voided_at, voided_by, void_reason)");
+        if (live) {
+            for (const auto& [name, value] : fields)
+                if (!schema::is_void_field(name))
+                    return Status(ErrorCode::AppendOnly,
+                                  table.name + " " + short_id(id) + " is append-only: '" + name +
+                                      "' cannot change after it is recorded; record a new row or void this one");
+        }
+    }
+    if (table.cls != TableClass::Sealed) return {};
+    if (table.seal && live) {
+        const json current = row.values.value(table.seal->field, json());
+        if (table.is_sealing_value(current))
+            return Status(ErrorCode::Sealed, table.name + " " + short_id(id) + " is " + value_text(current) +
+                                                 " and can no longer be edited; record a new " + table.name +
+                                                 " that supersedes it");
+    }
+    if (table.sealed_with) {
+        const schema::TableDef* parent = m_schema->table(table.sealed_with->table);
+        const schema::FieldDef* parent_seal_def = nullptr;
+        if (parent && parent->seal) parent_seal_def = parent->field(parent->seal->field);
+        if (!parent_seal_def) return {};
+        // Both the parent the row belongs to now and the one it would move to must be open.
+        std::vector<json> parent_ids;
+        auto written = fields.find(table.sealed_with->field);
+        if (written != fields.end()) parent_ids.push_back(written->second);
+        if (live) parent_ids.push_back(row.values.value(table.sealed_with->field, json()));
+        for (const json& pid : parent_ids) {
+            if (!pid.is_string()) continue;
+            auto prow = load_row(*parent, pid.get<std::string>());
+            if (!prow.ok()) return prow.status();
+            if (!prow->exists || prow->deleted) continue;
+            const json seal_value = prow->values.value(parent->seal->field, json());
+            if (parent->is_sealing_value(seal_value))
+                return Status(ErrorCode::Sealed, parent->name + " " + short_id(pid.get<std::string>()) + " is " +
+                                                     value_text(seal_value) + " and can no longer be edited; record a new " +
+                                                     parent->name + " that supersedes it");
+        }
+    }
+    return {};
+}
+
+Status Store::write(WriteMode mode, std::string_view table_name, std::string_view id, const json& input) {
+    const schema::TableDef* table = m_schema->table(table_name);
+    if (!table) return Status(ErrorCode::UnknownTable, "no table '" + std::string(table_name) + "'");
+    if (table->cls == schema::TableClass::Reference)
+        return Status(ErrorCode::ReadOnly, table->name + " is reference data maintained by the server; it cannot "
+                                                         "be changed on a device");
+    if (id.empty() || id.size() > 128)
+        return Status(ErrorCode::InvalidArgument, "row id must have 1 to 128 characters");
+    auto fields = to_fields(mode, id, input);
+    if (!fields.ok()) return fields.status();
+
+    auto tx = sql::Transaction::begin(m_db);
+    if (!tx.ok()) return tx.status();
+    auto row = load_row(*table, id);
+    if (!row.ok()) return row.status();
+    const bool live = row->exists && !row->deleted;
+    switch (mode) {
+        case WriteMode::Insert:
+            if (row->exists) return Status(ErrorCode::Conflict, table->name + " " + std::string(id) + " already exists");
+            break;
+        case WriteMode::Update:
+        case WriteMode::Remove:
+            if (!live) return Status(ErrorCode::NotFound, table->name + " " + std::string(id) + " does not exist");
+            break;
+        case WriteMode::Put:
+            // Writing over a tombstone revives the row: the undelete is a versioned write too.
+            if (row->exists && row->deleted) (*fields)[std::string(sync::kDeletedField)] = false;
+            break;
+    }
+    UBUZIMA_TRY(schema::validate_fields(*table, *fields, /*creating=*/!live));
+    UBUZIMA_TRY(check_class_rules(*table, id, *row, live, *fields, mode));
+
+    const std::string version = sync::Version{m_clock.now(), m_node}.to_string();
+    json versions = row->versions;
+    json base = json::object();
+    for (const auto& [name, value] : *fields) {
+        auto old = versions.find(name);
+        if (old != versions.end() && old->is_string()) base[name] = *old;
+        versions[name] = version;
+    }
+    UBUZIMA_TRY(write_row(*table, id, *fields, versions));
+
+    auto outbox = m_db.cached("INSERT INTO _outbox (tbl, row_id, version, fields, base) VALUES (?, ?, ?, ?, ?)");
+    if (!outbox.ok()) return outbox.status();
+    UBUZIMA_TRY((*outbox)->bind(1, table->name).bind(2, id).bind(3, version).bind(4, json(*fields).dump()).bind(5, base.dump()).run());
+    UBUZIMA_TRY(save_clock());
+    return tx->commit();
+}
+
+}  // namespace ubuzima::detail

@@ -1,0 +1,208 @@
+// Ubuzima Sync — MIT licence.
+// Opening/upgrading the device file and the row-level primitives the writes and the sync share.
+#include "storage/store.hpp"
+
+#include "ubuzima/sync/ids.hpp"
+
+namespace ubuzima::detail {
+
+namespace {
+
+// Internal tables. AUTOINCREMENT keeps outbox sequence numbers strictly increasing even after the
+// newest entries were deleted, so push order always equals write order.
+constexpr const char* kInternalTables = R"sql(
+CREATE TABLE IF NOT EXISTS _meta (key TEXT PRIMARY KEY NOT NULL, value TEXT);
+CREATE TABLE IF NOT EXISTS _outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    tbl TEXT NOT NULL, row_id TEXT NOT NULL, version TEXT NOT NULL,
+    fields TEXT NOT NULL, base TEXT NOT NULL DEFAULT '{}', batch_id TEXT);
+CREATE INDEX IF NOT EXISTS _outbox_row ON _outbox (tbl, row_id);
+CREATE TABLE IF NOT EXISTS _journal (
+    id INTEGER PRIMARY KEY, tbl TEXT NOT NULL, row_id TEXT NOT NULL, field TEXT NOT NULL,
+    kept_value TEXT, kept_version TEXT, lost_value TEXT, lost_version TEXT,
+    source TEXT NOT NULL, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS _rejected (
+    id INTEGER PRIMARY KEY, tbl TEXT NOT NULL, row_id TEXT NOT NULL, version TEXT NOT NULL,
+    fields TEXT NOT NULL, code TEXT NOT NULL, message TEXT, created_at INTEGER NOT NULL);
+)sql";
+
+const std::vector<std::string>& extra_columns() {
+    static const std::vector<std::string> cols = {"_deleted INTEGER NOT NULL DEFAULT 0",
+                                                  "_v TEXT NOT NULL DEFAULT '{}'"};
+    return cols;
+}
+
+Result<std::optional<std::string>> read_meta(sql::Database& db, std::string_view key) {
+    auto stmt = db.cached("SELECT value FROM _meta WHERE key = ?");
+    if (!stmt.ok()) return stmt.status();
+    (*stmt)->bind(1, key);
+    auto row = (*stmt)->step();
+    if (!row.ok()) return row.status();
+    std::optional<std::string> out;
+    if (*row && !(*stmt)->is_null(0)) out = (*stmt)->column_text(0);
+    (*stmt)->reset();
+    return out;
+}
+
+Status write_meta(sql::Database& db, std::string_view key, std::string_view value) {
+    auto stmt = db.cached("INSERT INTO _meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+    if (!stmt.ok()) return stmt.status();
+    return (*stmt)->bind(1, key).bind(2, value).run();
+}
+
+}  // namespace
+
+std::string field_list(const schema::TableDef& table) {
+    std::string out;
+    for (const schema::FieldDef& f : table.fields) {
+        if (!out.empty()) out += ", ";
+        out += sql::quote_ident(f.name);
+    }
+    return out;
+}
+
+Store::Store(sql::Database db, const schema::Schema* schema, sync::WallClock wall, sync::NodeId node, sync::Hlc last)
+    : m_db(std::move(db)), m_schema(schema), m_wall(wall), m_clock(std::move(wall), last), m_node(node) {}
+
+Result<std::unique_ptr<Store>> Store::open(const DatabaseOptions& options) {
+    if (options.path.empty()) return Status(ErrorCode::InvalidArgument, "database path is empty");
+    const schema::Schema* schema = options.schema ? options.schema : &schema::Schema::builtin();
+    sql::OpenOptions open_options;
+    open_options.synchronous = options.durability == Durability::Full ? "FULL" : "NORMAL";
+    auto db = sql::Database::open(options.path, open_options);
+    if (!db.ok()) return db.status();
+
+    auto tx = sql::Transaction::begin(*db);
+    if (!tx.ok()) return tx.status();
+    // ensure_tables only adds tables and columns: a file written by an older schema is upgraded
+    // in place and keeps every row.
+    UBUZIMA_TRY(sql::ensure_tables(*db, *schema, extra_columns()));
+    UBUZIMA_TRY(db->exec(kInternalTables));
+
+    auto node_text = read_meta(*db, "node_id");
+    if (!node_text.ok()) return node_text.status();
+    sync::NodeId node = 0;
+    if (*node_text) {
+        auto parsed = sync::parse_hex16(**node_text);
+        if (!parsed) return Status(ErrorCode::Corrupt, "_meta.node_id is not 16 hex digits");
+        node = *parsed;
+    } else {
+        node = sync::new_node_id();
+        UBUZIMA_TRY(write_meta(*db, "node_id", sync::to_hex16(node)));
+    }
+    auto hlc_text = read_meta(*db, "hlc");
+    if (!hlc_text.ok()) return hlc_text.status();
+    const sync::Hlc last = *hlc_text ? sync::parse_hex16(**hlc_text).value_or(0) : 0;
+    auto offset_text = read_meta(*db, "clock_offset_ms");
+    if (!offset_text.ok()) return offset_text.status();
+    UBUZIMA_TRY(write_meta(*db, "schema_version", std::to_string(schema->version())));
+    UBUZIMA_TRY(tx->commit());
+
+    sync::WallClock wall = options.wall_clock ? options.wall_clock : sync::WallClock(sync::system_wall_ms);
+    std::unique_ptr<Store> store(new Store(std::move(*db), schema, std::move(wall), node, last));
+    if (*offset_text) {
+        try {
+            store->m_clock.set_offset_ms(std::stoll(**offset_text));
+        } catch (const std::exception&) {
+            // A garbled offset only costs accuracy until the next sync measures it again.
+        }
+    }
+    return store;
+}
+
+Result<std::optional<std::string>> Store::meta(std::string_view key) { return read_meta(m_db, key); }
+
+Status Store::set_meta(std::string_view key, std::string_view value) { return write_meta(m_db, key, value); }
+
+Status Store::save_clock() {
+    UBUZIMA_TRY(write_meta(m_db, "hlc", sync::to_hex16(m_clock.last())));
+    return write_meta(m_db, "clock_offset_ms", std::to_string(m_clock.offset_ms()));
+}
+
+Result<RowState> Store::load_row(const schema::TableDef& table, std::string_view id) {
+    std::string sql = "SELECT _deleted, _v";
+    for (const schema::FieldDef& f : table.fields) sql += ", " + sql::quote_ident(f.name);
+    sql += " FROM " + sql::quote_ident(table.name) + " WHERE id = ?";
+    auto stmt = m_db.cached(sql);
+    if (!stmt.ok()) return stmt.status();
+    sql::Statement& s = **stmt;
+    s.bind(1, id);
+    auto has = s.step();
+    if (!has.ok()) return has.status();
+    RowState row;
+    if (*has) {
+        row.exists = true;
+        row.deleted = s.column_int(0) != 0;
+        row.versions = json::parse(s.column_text(1), nullptr, false);
+        if (!row.versions.is_object()) row.versions = json::object();
+        int col = 2;
+        for (const schema::FieldDef& f : table.fields) row.values[f.name] = s.column_value(col++, f.type);
+    }
+    s.reset();
+    return row;
+}
+
+Status Store::write_row(const schema::TableDef& table, std::string_view id, const std::map<std::string, json>& columns,
+                        const json& versions) {
+    // One upsert per row; the statement text depends only on the set of columns, so the cache
+    // holds one prepared statement per write shape the app uses.
+    std::string names = "id, _v";
+    std::string params = "?, ?";
+    std::string updates = "_v = excluded._v";
+    for (const auto& [name, value] : columns) {
+        const std::string q = sql::quote_ident(name);
+        names += ", " + q;
+        params += ", ?";
+        updates += ", " + q + " = excluded." + q;
+    }
+    auto stmt = m_db.cached("INSERT INTO " + sql::quote_ident(table.name) + " (" + names + ") VALUES (" + params +
+                            ") ON CONFLICT(id) DO UPDATE SET " + updates);
+    if (!stmt.ok()) return stmt.status();
+    sql::Statement& s = **stmt;
+    s.bind(1, id).bind(2, versions.dump());
+    int index = 3;
+    for (const auto& [name, value] : columns) {
+        if (name == kDeletedColumn) {
+            s.bind(index++, std::int64_t{value.is_boolean() && value.get<bool>() ? 1 : 0});
+        } else {
+            const schema::FieldDef* f = table.field(name);
+            s.bind_value(index++, f ? f->type : schema::FieldType::Text, value);
+        }
+    }
+    return s.run();
+}
+
+Status Store::delete_row(const schema::TableDef& table, std::string_view id) {
+    auto stmt = m_db.cached("DELETE FROM " + sql::quote_ident(table.name) + " WHERE id = ?");
+    if (!stmt.ok()) return stmt.status();
+    return (*stmt)->bind(1, id).run();
+}
+
+Result<bool> Store::in_outbox(std::string_view table, std::string_view id, std::string_view version) {
+    auto stmt = m_db.cached("SELECT 1 FROM _outbox WHERE tbl = ? AND row_id = ? AND version = ? LIMIT 1");
+    if (!stmt.ok()) return stmt.status();
+    (*stmt)->bind(1, table).bind(2, id).bind(3, version);
+    auto row = (*stmt)->step();
+    (*stmt)->reset();
+    return row;
+}
+
+Status Store::add_journal(const JournalEntry& e) {
+    auto stmt = m_db.cached(
+        "INSERT INTO _journal (tbl, row_id, field, kept_value, kept_version, lost_value, lost_version, source, "
+        "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    if (!stmt.ok()) return stmt.status();
+    return (*stmt)
+        ->bind(1, e.table)
+        .bind(2, e.row_id)
+        .bind(3, e.field)
+        .bind(4, e.kept_value.dump())
+        .bind(5, e.kept_version)
+        .bind(6, e.lost_value.dump())
+        .bind(7, e.lost_version)
+        .bind(8, e.source)
+        .bind(9, m_clock.wall_ms())
+        .run();
+}
+
+}  // namespace ubuzima::detail

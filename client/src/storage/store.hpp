@@ -1,0 +1,109 @@
+// Ubuzima Sync — MIT licence.
+// The device store: the SQLite file with typed tables, field versions, outbox, journal and meta.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "ubuzima/database.hpp"
+#include "ubuzima/schema/schema.hpp"
+#include "ubuzima/schema/sqlite.hpp"
+#include "ubuzima/sync/hlc.hpp"
+
+namespace ubuzima::detail {
+
+using nlohmann::json;
+
+/// Hidden bookkeeping columns of every typed table.
+inline constexpr const char* kDeletedColumn = "_deleted";
+inline constexpr const char* kVersionsColumn = "_v";
+
+/// The stored state of one row, as read in one statement.
+struct RowState {
+    bool exists = false;
+    bool deleted = false;
+    json versions = json::object();  ///< `_v`: field → "<hlc>@<node>"
+    json values = json::object();    ///< every schema field → value (null when unset)
+};
+
+/// One conflict-journal entry (the loser and the winner of one field).
+struct JournalEntry {
+    std::string table;
+    std::string row_id;
+    std::string field;
+    json kept_value;
+    std::string kept_version;
+    json lost_value;
+    std::string lost_version;
+    std::string source;  ///< "push" or "pull"
+};
+
+/// Owner of the SQLite connection, the schema in use and the hybrid logical clock.
+///
+/// Not thread-safe by itself: every method except the accessors requires mutex() to be held
+/// (Database and the sync session take it). Methods that write expect an open transaction
+/// unless they say they open one.
+class Store {
+public:
+    /// Opens/creates the file and creates or upgrades every table in one transaction.
+    static Result<std::unique_ptr<Store>> open(const DatabaseOptions& options);
+
+    std::mutex& mutex() { return m_mutex; }
+    sql::Database& db() { return m_db; }
+    const schema::Schema& schema() const { return *m_schema; }
+    sync::HybridClock& clock() { return m_clock; }
+    sync::NodeId node() const { return m_node; }
+    /// The uncorrected device wall clock (Unix ms).
+    std::int64_t raw_wall_ms() const { return m_wall(); }
+
+    Result<std::optional<std::string>> meta(std::string_view key);
+    Status set_meta(std::string_view key, std::string_view value);
+    /// Persists the HLC's last value and the clock offset (same transaction as the write).
+    Status save_clock();
+
+    Result<RowState> load_row(const schema::TableDef& table, std::string_view id);
+    /// Upserts the given columns (schema fields and/or "_deleted") and the row's `_v`.
+    Status write_row(const schema::TableDef& table, std::string_view id, const std::map<std::string, json>& columns,
+                     const json& versions);
+    Status delete_row(const schema::TableDef& table, std::string_view id);
+    /// True when an outbox entry for this row carries `version` (a local write not yet accepted).
+    Result<bool> in_outbox(std::string_view table, std::string_view id, std::string_view version);
+    Status add_journal(const JournalEntry& entry);
+
+    // ---- local writes (local_writes.cpp); each opens and commits its own transaction ----
+    enum class WriteMode { Insert, Update, Put, Remove };
+    Status write(WriteMode mode, std::string_view table, std::string_view id, const json& fields);
+
+    // ---- reads (reads.cpp) ----
+    Result<std::optional<json>> get(std::string_view table, std::string_view id);
+    Result<std::vector<json>> query(std::string_view table, const json& equals, std::optional<std::int64_t> limit,
+                                    std::int64_t offset);
+    Result<std::int64_t> pending_count();
+    Result<json> journal();
+    Result<json> rejected();
+
+private:
+    Store(sql::Database db, const schema::Schema* schema, sync::WallClock wall, sync::NodeId node, sync::Hlc last);
+    Status check_class_rules(const schema::TableDef& table, std::string_view id, const RowState& row, bool live,
+                             const std::map<std::string, json>& fields, WriteMode mode);
+
+    std::mutex m_mutex;
+    sql::Database m_db;
+    const schema::Schema* m_schema;
+    sync::WallClock m_wall;
+    sync::HybridClock m_clock;
+    sync::NodeId m_node;
+};
+
+/// Helper for both reads and writes: `"f1", "f2", ...` for every schema field, in order.
+std::string field_list(const schema::TableDef& table);
+
+}  // namespace ubuzima::detail

@@ -1,0 +1,187 @@
+// Ubuzima Sync — MIT licence.
+// Login, token refresh and the sync loop; each loop iteration is exactly one HTTP round trip.
+#include "sync/session.hpp"
+
+#include "ubuzima/sync/ids.hpp"
+
+namespace ubuzima::detail {
+
+namespace {
+
+ErrorCode code_for_http(int status) {
+    switch (status) {
+        case 400: return ErrorCode::BadRequest;
+        case 401: return ErrorCode::Unauthorized;
+        case 403: return ErrorCode::Forbidden;
+        case 404: return ErrorCode::NotFound;
+        case 405: return ErrorCode::MethodNotAllowed;
+        case 409: return ErrorCode::Conflict;
+        case 413: return ErrorCode::TooLarge;
+        case 415: return ErrorCode::UnsupportedMedia;
+        case 422: return ErrorCode::InvalidValue;
+        case 429: return ErrorCode::RateLimited;
+        case 503: return ErrorCode::Unavailable;
+        case 504: return ErrorCode::Timeout;
+        default: return status >= 500 ? ErrorCode::Internal : ErrorCode::BadRequest;
+    }
+}
+
+std::string trim_slash(std::string url) {
+    while (!url.empty() && url.back() == '/') url.pop_back();
+    return url;
+}
+
+}  // namespace
+
+Status http_error(const HttpResponse& response) {
+    Status s = sync::decode_error(response.body, code_for_http(response.status));
+    if (s.message().empty()) return Status(s.code(), "HTTP " + std::to_string(response.status));
+    return s;
+}
+
+void SyncSession::set_options(SyncOptions options) {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    m_options = std::move(options);
+    m_default_transport.reset();
+}
+
+HttpTransport& SyncSession::transport() {
+    if (m_options.transport) return *m_options.transport;
+    if (!m_default_transport) m_default_transport = std::make_shared<CurlTransport>(m_options.timeouts);
+    return *m_default_transport;
+}
+
+Result<std::string> SyncSession::base_url() {
+    if (!m_options.server_url.empty()) return trim_slash(m_options.server_url);
+    std::lock_guard<std::mutex> lock(m_store.mutex());
+    auto stored = m_store.meta("server_url");
+    if (!stored.ok()) return stored.status();
+    if (!*stored || (*stored)->empty()) return Status(ErrorCode::NotLoggedIn, "no server URL: log in first");
+    return trim_slash(**stored);
+}
+
+Result<HttpResponse> SyncSession::post(const std::string& url, const std::string& body, const std::string& token) {
+    HttpHeaders headers = {{"Content-Type", "application/json"}, {"Accept", "application/json"}};
+    if (!token.empty()) headers.emplace_back("Authorization", "Bearer " + token);
+    return transport().post(url, body, headers);
+}
+
+Status SyncSession::store_tokens(const std::string& body, const std::string* server_url, const std::string* username) {
+    const json j = json::parse(body, nullptr, false);
+    if (!j.is_object() || !j.contains("access_token") || !j["access_token"].is_string() ||
+        !j.contains("refresh_token") || !j["refresh_token"].is_string())
+        return Status(ErrorCode::BadRequest, "the server's auth response lacks access_token/refresh_token");
+    std::lock_guard<std::mutex> lock(m_store.mutex());
+    auto tx = sql::Transaction::begin(m_store.db());
+    if (!tx.ok()) return tx.status();
+    if (server_url) UBUZIMA_TRY(m_store.set_meta("server_url", *server_url));
+    if (username) UBUZIMA_TRY(m_store.set_meta("username", *username));
+    UBUZIMA_TRY(m_store.set_meta("access_token", j["access_token"].get<std::string>()));
+    UBUZIMA_TRY(m_store.set_meta("refresh_token", j["refresh_token"].get<std::string>()));
+    return tx->commit();
+}
+
+Status SyncSession::login(const std::string& server_url, const std::string& username, const std::string& password) {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    const std::string base = trim_slash(server_url.empty() ? m_options.server_url : server_url);
+    if (base.empty()) return Status(ErrorCode::InvalidArgument, "server URL is empty");
+    if (username.empty()) return Status(ErrorCode::InvalidArgument, "username is empty");
+    const json body{{"username", username}, {"password", password}, {"device_id", sync::to_hex16(m_store.node())}};
+    auto resp = post(base + "/v1/auth/login", body.dump(), "");
+    if (!resp.ok()) return resp.status();
+    if (resp->status != 200) return http_error(*resp);
+    return store_tokens(resp->body, &base, &username);
+}
+
+Status SyncSession::refresh(const std::string& base) {
+    std::optional<std::string> token;
+    {
+        std::lock_guard<std::mutex> lock(m_store.mutex());
+        auto stored = m_store.meta("refresh_token");
+        if (!stored.ok()) return stored.status();
+        token = *stored;
+    }
+    if (!token || token->empty()) return Status(ErrorCode::NotLoggedIn, "session expired: log in again");
+    const json body{{"refresh_token", *token}, {"device_id", sync::to_hex16(m_store.node())}};
+    auto resp = post(base + "/v1/auth/refresh", body.dump(), "");
+    if (!resp.ok()) return resp.status();
+    if (resp->status == 401 || resp->status == 403) {
+        // The refresh token was revoked or expired: only a new login can help.
+        return Status(ErrorCode::NotLoggedIn, "session expired: log in again (" + http_error(*resp).message() + ")");
+    }
+    if (resp->status != 200) return http_error(*resp);
+    return store_tokens(resp->body, nullptr, nullptr);
+}
+
+Result<HttpResponse> SyncSession::post_authenticated(const std::string& path, const std::string& body) {
+    auto base = base_url();
+    if (!base.ok()) return base.status();
+    for (int attempt = 0;; ++attempt) {
+        std::optional<std::string> token;
+        {
+            std::lock_guard<std::mutex> lock(m_store.mutex());
+            auto stored = m_store.meta("access_token");
+            if (!stored.ok()) return stored.status();
+            token = *stored;
+        }
+        if (!token || token->empty()) return Status(ErrorCode::NotLoggedIn, "not logged in");
+        auto resp = post(*base + path, body, *token);
+        if (!resp.ok() || resp->status != 401) return resp;
+        Status error = http_error(*resp);
+        if (error.code() != ErrorCode::TokenExpired || attempt > 0) return error;
+        UBUZIMA_TRY(refresh(*base));
+    }
+}
+
+Result<SyncReport> SyncSession::sync() {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    SyncReport report;
+    const int batch_size = m_options.batch_size > 0 ? m_options.batch_size : 500;
+    const int page_limit = m_options.page_limit > 0 ? m_options.page_limit : 1000;
+    for (int round = 0; round < m_options.max_round_trips; ++round) {
+        sync::SyncRequest request;
+        std::optional<OutgoingBatch> batch;
+        {
+            std::lock_guard<std::mutex> store_lock(m_store.mutex());
+            auto prepared = prepare_batch(m_store, batch_size);
+            if (!prepared.ok()) return prepared.status();
+            batch = std::move(*prepared);
+            auto cursor = m_store.meta("cursor");
+            if (!cursor.ok()) return cursor.status();
+            request.schema_version = m_store.schema().version();
+            request.node = m_store.node();
+            request.clock = m_store.clock().now();
+            if (batch) request.batch = sync::PushBatch{batch->id, batch->changes};
+            request.cursor = *cursor;
+            request.limit = page_limit;
+        }
+        auto resp = post_authenticated("/v1/sync", sync::encode_sync_request(request));
+        if (!resp.ok()) return resp.status();
+        ++report.round_trips;
+        if (resp->status != 200) return http_error(*resp);
+        auto decoded = sync::decode_sync_response(resp->body);
+        if (!decoded.ok()) return Status(decoded.status().code(), "sync response: " + decoded.status().message());
+        if (decoded->protocol != sync::kProtocolVersion)
+            return Status(ErrorCode::ProtocolMismatch,
+                          "server speaks protocol " + std::to_string(decoded->protocol) + ", this client 1");
+
+        bool outbox_left = false;
+        {
+            std::lock_guard<std::mutex> store_lock(m_store.mutex());
+            auto counts = apply_response(m_store, batch, *decoded);
+            if (!counts.ok()) return counts.status();
+            report.pushed += counts->pushed;
+            report.pulled += counts->pulled;
+            report.fields_applied += counts->fields_applied;
+            report.conflicts += counts->conflicts;
+            report.rejected += counts->rejected;
+            auto pending = m_store.pending_count();
+            if (!pending.ok()) return pending.status();
+            outbox_left = *pending > 0;
+        }
+        if (!outbox_left && !decoded->more) break;
+    }
+    return report;
+}
+
+}  // namespace ubuzima::detail

@@ -1,0 +1,70 @@
+// Ubuzima Sync — MIT licence.
+// The sync session: login/refresh, and the push+pull loop over POST /v1/sync.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "storage/store.hpp"
+#include "ubuzima/sync/protocol.hpp"
+
+namespace ubuzima::detail {
+
+/// A batch as sent: the outbox sequence numbers in the same order as the changes.
+struct OutgoingBatch {
+    std::string id;
+    std::vector<std::int64_t> seqs;
+    std::vector<sync::Change> changes;
+};
+
+/// What applying one response did (summed into SyncReport).
+struct ApplyCounts {
+    std::int64_t pushed = 0;
+    std::int64_t pulled = 0;
+    std::int64_t fields_applied = 0;
+    std::int64_t conflicts = 0;
+    std::int64_t rejected = 0;
+};
+
+/// Picks the batch to send: the one sent before whose answer was never processed (same id, so
+/// the server replays its stored result), else up to `batch_size` new rows under a new id, which
+/// is committed before sending. Requires the store mutex; opens its own transaction.
+Result<std::optional<OutgoingBatch>> prepare_batch(Store& store, int batch_size);
+
+/// Applies one 200 response in ONE transaction: clock, push result (outbox, rejections,
+/// clock-skew re-stamps, push conflicts), the pulled page and its cursor. Requires the mutex.
+Result<ApplyCounts> apply_response(Store& store, const std::optional<OutgoingBatch>& batch,
+                                   const sync::SyncResponse& response);
+
+/// Talks to one server for one Database. Thread-safe: login/sync/set_options are serialised by
+/// an internal mutex; the store mutex is held only around local transactions, never during I/O.
+class SyncSession {
+public:
+    SyncSession(Store& store, SyncOptions options) : m_store(store), m_options(std::move(options)) {}
+
+    void set_options(SyncOptions options);
+    Status login(const std::string& server_url, const std::string& username, const std::string& password);
+    Result<SyncReport> sync();
+
+private:
+    HttpTransport& transport();
+    Result<std::string> base_url();
+    Result<HttpResponse> post(const std::string& url, const std::string& body, const std::string& token);
+    /// POST with the stored access token; one refresh + retry on 401 token_expired.
+    Result<HttpResponse> post_authenticated(const std::string& path, const std::string& body);
+    Status refresh(const std::string& base);
+    Status store_tokens(const std::string& body, const std::string* server_url, const std::string* username);
+
+    Store& m_store;
+    std::mutex m_mutex;  // serialises sessions; lock order: m_mutex, then the store mutex
+    SyncOptions m_options;
+    std::shared_ptr<HttpTransport> m_default_transport;
+};
+
+/// The error Status for a non-2xx response (the server's JSON error, else one from the status).
+Status http_error(const HttpResponse& response);
+
+}  // namespace ubuzima::detail
