@@ -78,7 +78,10 @@ Result<Change> decode_change(const json& c, size_t index) {
 
 json versioned_map_to_json(const std::map<std::string, VersionedValue>& m) {
     json o = json::object();
-    for (const auto& [k, vv] : m) o[k] = json::array({vv.value, vv.version.to_string()});
+    for (const auto& [k, vv] : m) {
+        o[k] = json::array({vv.value, vv.version.to_string()});
+        if (!vv.overwrote.is_null()) o[k].push_back(vv.overwrote.to_string());
+    }
     return o;
 }
 
@@ -87,10 +90,17 @@ Result<std::map<std::string, VersionedValue>> versioned_map_from_json(const json
     std::map<std::string, VersionedValue> out;
     for (auto it = o.begin(); it != o.end(); ++it) {
         const json& pair = it.value();
-        if (!pair.is_array() || pair.size() != 2) return bad(where + "." + it.key() + " must be [value, version]");
+        if (!pair.is_array() || pair.size() < 2 || pair.size() > 3)
+            return bad(where + "." + it.key() + " must be [value, version] or [value, version, overwrote]");
         auto ver = version_at(pair[1], (where + "." + it.key()).c_str());
         if (!ver.ok()) return ver.status();
-        out.emplace(it.key(), VersionedValue{pair[0], *ver});
+        Version overwrote;
+        if (pair.size() == 3) {
+            auto ov = version_at(pair[2], (where + "." + it.key()).c_str());
+            if (!ov.ok()) return ov.status();
+            overwrote = *ov;
+        }
+        out.emplace(it.key(), VersionedValue{pair[0], *ver, overwrote});
     }
     return out;
 }

@@ -233,7 +233,11 @@ Status apply_pulled(Store& store, const sync::RowChange& rc, ApplyCounts& counts
             local_pending = *pending;
         }
         const sync::FieldMerge merge = sync::merge_pulled_field(stored, incoming.version, local_pending);
-        if (merge.journal_loser) {
+        // This device's acknowledged write was overwritten on the server by a concurrent one: the
+        // server journalled it and says so, and this device keeps it in its own journal too.
+        const bool lost_on_server = merge.outcome == sync::MergeOutcome::Apply && !stored.is_null() &&
+                                    stored.node == store.node() && incoming.overwrote == stored;
+        if (merge.journal_loser || lost_on_server) {
             const json lost = is_deleted ? json(row->deleted) : row->values.value(field, json());
             UBUZIMA_TRY(store.add_journal(JournalEntry{table->name, rc.row_id, field, incoming.value,
                                                        incoming.version.to_string(), lost, stored.to_string(),

@@ -55,6 +55,9 @@ struct SyncRequest {
 struct VersionedValue {
     Value value;
     Version version;
+    /// Pull only: the concurrent version this value overwrote on the server (it is in the server's
+    /// conflict journal). Lets the device that wrote the loser journal it too. Null otherwise.
+    Version overwrote = {};
 };
 
 /// A concurrent write that lost, kept in the conflict journal.

@@ -1,0 +1,112 @@
+// Ubuzima Sync — MIT licence.
+// Users, login, token rotation and bearer authentication.
+#include "auth/auth_service.hpp"
+
+#include <algorithm>
+
+#include "auth/crypto.hpp"
+#include "ubuzima/sync/ids.hpp"
+
+namespace ubuzima::server {
+
+namespace {
+
+constexpr int kTokenBytes = 32;
+
+AuthUser to_auth_user(const UserRecord& u) { return AuthUser{u.id, u.username, u.role, u.facilities}; }
+
+}  // namespace
+
+bool AuthUser::may_see(const std::string& facility) const {
+    return sees_all() || std::find(facilities.begin(), facilities.end(), facility) != facilities.end();
+}
+
+bool AuthService::valid_role(const std::string& role) {
+    return role == "admin" || role == "coordinator" || role == "assessor" || role == "focal_point" ||
+           role == "practitioner";
+}
+
+Status AuthService::bootstrap_admin() {
+    if (!m_options.bootstrap_admin_password || m_options.bootstrap_admin_password->empty()) return {};
+    auto n = m_store.count_users();
+    if (!n.ok()) return n.status();
+    if (*n > 0) return {};
+    auto created = create_user("admin", *m_options.bootstrap_admin_password, "admin", {});
+    return created.ok() ? Status() : created.status();
+}
+
+Result<AuthUser> AuthService::create_user(const std::string& username, const std::string& password,
+                                          const std::string& role, const std::vector<std::string>& facilities) {
+    if (username.empty() || username.size() > 64) return Status(ErrorCode::InvalidValue, "username must be 1-64 characters");
+    if (password.empty()) return Status(ErrorCode::InvalidValue, "password must not be empty");
+    if (!valid_role(role))
+        return Status(ErrorCode::InvalidValue,
+                      "role must be admin, coordinator, assessor, focal_point or practitioner");
+    for (const std::string& f : facilities)
+        if (f.empty()) return Status(ErrorCode::InvalidValue, "facility ids must be non-empty");
+    auto hash = hash_password(password, m_options.pbkdf2_iterations);
+    if (!hash.ok()) return hash.status();
+    UserRecord user{sync::new_uuid_v7(m_options.wall()), username, *hash, role, facilities, m_options.wall()};
+    UBUZIMA_TRY(m_store.create_user(user));
+    return to_auth_user(user);
+}
+
+Result<TokenGrant> AuthService::issue(const UserRecord& user, const std::string& device_id) {
+    auto access = random_hex(kTokenBytes);
+    auto refresh_tok = random_hex(kTokenBytes);
+    if (!access.ok()) return access.status();
+    if (!refresh_tok.ok()) return refresh_tok.status();
+    const std::int64_t now = m_options.wall();
+    UBUZIMA_TRY(m_store.put_token(sha256_hex(*access),
+                                  TokenRecord{"access", user.id, device_id, now + m_options.access_ttl_s * 1000}));
+    UBUZIMA_TRY(m_store.put_token(sha256_hex(*refresh_tok),
+                                  TokenRecord{"refresh", user.id, device_id, now + m_options.refresh_ttl_s * 1000}));
+    return TokenGrant{*access, *refresh_tok, m_options.access_ttl_s, to_auth_user(user)};
+}
+
+Result<TokenGrant> AuthService::login(const std::string& username, const std::string& password,
+                                      const std::string& device_id) {
+    auto user = m_store.find_user_by_name(username);
+    if (!user.ok()) return user.status();
+    if (!*user) {
+        // Spend the same PBKDF2 time as for a real user, so timing does not reveal usernames.
+        static const std::string dummy = hash_password("dummy-password", 1).value();
+        (void)verify_password(password, dummy);
+        return Status(ErrorCode::InvalidCredentials, "unknown user or wrong password");
+    }
+    if (!verify_password(password, (*user)->password_hash))
+        return Status(ErrorCode::InvalidCredentials, "unknown user or wrong password");
+    // Expired tokens are dead weight; logins are rare enough to carry the clean-up.
+    UBUZIMA_TRY(m_store.purge_expired_tokens(m_options.wall()));
+    return issue(**user, device_id);
+}
+
+Result<TokenGrant> AuthService::refresh(const std::string& refresh_token, const std::string& device_id) {
+    auto token = m_store.take_token(sha256_hex(refresh_token));
+    if (!token.ok()) return token.status();
+    if (!*token || (*token)->kind != "refresh") return Status(ErrorCode::Unauthorized, "unknown or revoked refresh token");
+    // A refresh token presented by another device is treated as stolen: it is already revoked.
+    if ((*token)->device_id != device_id)
+        return Status(ErrorCode::Unauthorized, "refresh token belongs to another device");
+    if ((*token)->expires_at_ms <= m_options.wall()) return Status(ErrorCode::TokenExpired, "refresh token expired");
+    auto user = m_store.find_user_by_id((*token)->user_id);
+    if (!user.ok()) return user.status();
+    if (!*user) return Status(ErrorCode::Unauthorized, "user no longer exists");
+    return issue(**user, device_id);
+}
+
+Result<AuthUser> AuthService::authenticate(const std::string& authorization) const {
+    const std::string prefix = "Bearer ";
+    if (authorization.size() <= prefix.size() || authorization.compare(0, prefix.size(), prefix) != 0)
+        return Status(ErrorCode::Unauthorized, "missing bearer token");
+    auto token = m_store.find_token(sha256_hex(authorization.substr(prefix.size())));
+    if (!token.ok()) return token.status();
+    if (!*token || (*token)->kind != "access") return Status(ErrorCode::Unauthorized, "unknown access token");
+    if ((*token)->expires_at_ms <= m_options.wall()) return Status(ErrorCode::TokenExpired, "access token expired");
+    auto user = m_store.find_user_by_id((*token)->user_id);
+    if (!user.ok()) return user.status();
+    if (!*user) return Status(ErrorCode::Unauthorized, "user no longer exists");
+    return to_auth_user(**user);
+}
+
+}  // namespace ubuzima::server

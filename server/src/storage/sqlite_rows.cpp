@@ -1,0 +1,252 @@
+// Ubuzima Sync — MIT licence.
+// The SQLite transaction object: domain rows with per-field versions, the change feed, batches
+// and the conflict journal.
+#include "storage/sqlite_store.hpp"
+
+namespace ubuzima::server {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr int kHiddenColumns = 6;  // _deleted, _v, _s, _seq, _scope, _c (after id and the fields)
+
+std::string deleted_key() { return std::string(sync::kDeletedField); }
+
+class SqliteTxn final : public WriteTxn {
+public:
+    SqliteTxn(sql::Database& db, const std::unordered_map<std::string, TableSql>& tables, sync::Hlc* saved_clock)
+        : m_db(db), m_tables(tables), m_saved_clock(saved_clock) {}
+
+    Result<std::optional<StoredRow>> read_row(const schema::TableDef& table, const std::string& id) override {
+        auto sqls = m_tables.find(table.name);
+        if (sqls == m_tables.end()) return Status(ErrorCode::Internal, "no SQL for table " + table.name);
+        auto st = m_db.cached(sqls->second.select_row);
+        if (!st.ok()) return st.status();
+        sql::Statement& s = **st;
+        s.bind(1, id);
+        auto row = s.step();
+        if (!row.ok()) {
+            s.reset();
+            return row.status();
+        }
+        if (!*row) {
+            s.reset();
+            return std::optional<StoredRow>();
+        }
+        StoredRow out;
+        out.id = id;
+        const int base = 1 + static_cast<int>(table.fields.size());
+        const json versions = json::parse(s.column_text(base + 1), nullptr, false);
+        const json seqs = json::parse(s.column_text(base + 2), nullptr, false);
+        if (versions.is_object()) {
+            for (auto it = versions.begin(); it != versions.end(); ++it) {
+                if (!it.value().is_string()) continue;
+                if (auto v = sync::Version::parse(it.value().get<std::string>())) out.versions[it.key()] = *v;
+            }
+        }
+        if (seqs.is_object()) {
+            for (auto it = seqs.begin(); it != seqs.end(); ++it)
+                if (it.value().is_number_integer()) out.seqs[it.key()] = it.value().get<std::int64_t>();
+        }
+        // Only fields that were ever written carry a value: a NULL column of a never-written field
+        // is not the same as a field explicitly cleared to null.
+        for (std::size_t i = 0; i < table.fields.size(); ++i) {
+            const schema::FieldDef& f = table.fields[i];
+            if (out.versions.count(f.name)) out.values[f.name] = s.column_value(1 + static_cast<int>(i), f.type);
+        }
+        if (out.versions.count(deleted_key())) out.values[deleted_key()] = s.column_int(base) != 0;
+        out.seq = s.column_int(base + 3);
+        if (!s.is_null(base + 4)) out.scope = s.column_text(base + 4);
+        const json overwrote = json::parse(s.column_text(base + 5), nullptr, false);
+        if (overwrote.is_object()) {
+            for (auto it = overwrote.begin(); it != overwrote.end(); ++it) {
+                if (!it.value().is_string()) continue;
+                if (auto v = sync::Version::parse(it.value().get<std::string>())) out.overwrote[it.key()] = *v;
+            }
+        }
+        s.reset();
+        return std::optional<StoredRow>(std::move(out));
+    }
+
+    Result<std::vector<FeedEntry>> feed_after(std::int64_t after, const std::vector<std::string>* facilities,
+                                              int limit) override {
+        auto st = facilities
+                      ? m_db.cached("SELECT seq, tbl, row_id FROM srv_feed WHERE seq > ?1 AND (scope IS NULL OR "
+                                    "scope IN (SELECT value FROM json_each(?3))) ORDER BY seq LIMIT ?2")
+                      : m_db.cached("SELECT seq, tbl, row_id FROM srv_feed WHERE seq > ?1 ORDER BY seq LIMIT ?2");
+        if (!st.ok()) return st.status();
+        sql::Statement& s = **st;
+        s.bind(1, after).bind(2, limit);
+        if (facilities) s.bind(3, json(*facilities).dump());
+        std::vector<FeedEntry> out;
+        for (;;) {
+            auto row = s.step();
+            if (!row.ok()) {
+                s.reset();
+                return row.status();
+            }
+            if (!*row) break;
+            out.push_back(FeedEntry{s.column_int(0), s.column_text(1), s.column_text(2)});
+        }
+        s.reset();
+        return out;
+    }
+
+    Result<std::int64_t> append_feed(const std::string& table, const std::string& row_id,
+                                     const std::optional<std::string>& scope) override {
+        auto del = m_db.cached("DELETE FROM srv_feed WHERE tbl = ? AND row_id = ?");
+        if (!del.ok()) return del.status();
+        UBUZIMA_TRY((*del)->bind(1, table).bind(2, row_id).run());
+        auto ins = m_db.cached("INSERT INTO srv_feed (tbl, row_id, scope) VALUES (?, ?, ?)");
+        if (!ins.ok()) return ins.status();
+        (*ins)->bind(1, table).bind(2, row_id);
+        if (scope) (*ins)->bind(3, *scope);
+        else (*ins)->bind_null(3);
+        UBUZIMA_TRY((*ins)->run());
+        return m_db.last_insert_rowid();
+    }
+
+    Status write_row(const schema::TableDef& table, const StoredRow& row) override {
+        auto sqls = m_tables.find(table.name);
+        if (sqls == m_tables.end()) return Status(ErrorCode::Internal, "no SQL for table " + table.name);
+        auto st = m_db.cached(sqls->second.upsert_row);
+        if (!st.ok()) return st.status();
+        sql::Statement& s = **st;
+        s.bind(1, row.id);
+        int i = 2;
+        for (const schema::FieldDef& f : table.fields) {
+            auto v = row.values.find(f.name);
+            if (v == row.values.end()) s.bind_null(i);
+            else s.bind_value(i, f.type, v->second);
+            ++i;
+        }
+        auto del = row.values.find(deleted_key());
+        s.bind(i++, std::int64_t{del != row.values.end() && del->second == true ? 1 : 0});
+        json versions = json::object();
+        for (const auto& [field, version] : row.versions) versions[field] = version.to_string();
+        s.bind(i++, versions.dump());
+        s.bind(i++, json(row.seqs).dump());
+        s.bind(i++, row.seq);
+        if (row.scope) s.bind(i++, *row.scope);
+        else s.bind_null(i++);
+        json overwrote = json::object();
+        for (const auto& [field, version] : row.overwrote) overwrote[field] = version.to_string();
+        s.bind(i, overwrote.dump());
+        return s.run();
+    }
+
+    Result<std::optional<std::string>> find_batch(const std::string& user_id, const std::string& batch_id) override {
+        auto st = m_db.cached("SELECT result_json FROM srv_batches WHERE user_id = ? AND batch_id = ?");
+        if (!st.ok()) return st.status();
+        (*st)->bind(1, user_id).bind(2, batch_id);
+        auto row = (*st)->step();
+        if (!row.ok()) return row.status();
+        std::optional<std::string> out;
+        if (*row) out = (*st)->column_text(0);
+        (*st)->reset();
+        return out;
+    }
+
+    Status save_batch(const std::string& user_id, const std::string& batch_id, const std::string& result_json) override {
+        auto st = m_db.cached("INSERT INTO srv_batches (user_id, batch_id, result_json) VALUES (?, ?, ?)");
+        if (!st.ok()) return st.status();
+        return (*st)->bind(1, user_id).bind(2, batch_id).bind(3, result_json).run();
+    }
+
+    Result<std::int64_t> insert_conflict(const ConflictRecord& c) override {
+        auto st = m_db.cached(
+            "INSERT INTO srv_conflicts (tbl, row_id, field, kept_value, kept_version, lost_value, lost_version, "
+            "status, created_at) VALUES (?,?,?,?,?,?,?,'open',?)");
+        if (!st.ok()) return st.status();
+        UBUZIMA_TRY((*st)
+                        ->bind(1, c.table)
+                        .bind(2, c.row_id)
+                        .bind(3, c.field)
+                        .bind(4, c.kept.value.dump())
+                        .bind(5, c.kept.version.to_string())
+                        .bind(6, c.lost.value.dump())
+                        .bind(7, c.lost.version.to_string())
+                        .bind(8, c.created_at_ms)
+                        .run());
+        return m_db.last_insert_rowid();
+    }
+
+    Result<std::optional<ConflictRecord>> find_conflict(std::int64_t id) override {
+        auto st = m_db.cached(std::string(kConflictSelect) + " WHERE id = ?");
+        if (!st.ok()) return st.status();
+        (*st)->bind(1, id);
+        auto row = (*st)->step();
+        if (!row.ok()) return row.status();
+        std::optional<ConflictRecord> out;
+        if (*row) out = conflict_from_row(**st);
+        (*st)->reset();
+        return out;
+    }
+
+    Status mark_conflict_resolved(std::int64_t id, const std::string& by, const std::string& version) override {
+        auto st = m_db.cached(
+            "UPDATE srv_conflicts SET status = 'resolved', resolved_by = ?, resolved_version = ? WHERE id = ?");
+        if (!st.ok()) return st.status();
+        return (*st)->bind(1, by).bind(2, version).bind(3, id).run();
+    }
+
+    Status save_clock(sync::Hlc last) override {
+        auto st = m_db.cached("INSERT INTO srv_meta (key, value) VALUES ('clock', ?) "
+                              "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+        if (!st.ok()) return st.status();
+        UBUZIMA_TRY((*st)->bind(1, sync::to_hex16(last)).run());
+        *m_saved_clock = last;
+        return {};
+    }
+
+private:
+    sql::Database& m_db;
+    const std::unordered_map<std::string, TableSql>& m_tables;
+    sync::Hlc* m_saved_clock;
+};
+
+}  // namespace
+
+TableSql make_table_sql(const schema::TableDef& table) {
+    std::vector<std::string> cols{"id"};
+    for (const schema::FieldDef& f : table.fields) cols.push_back(sql::quote_ident(f.name));
+    for (const char* hidden : {"_deleted", "_v", "_s", "_seq", "_scope", "_c"}) cols.emplace_back(hidden);
+    static_assert(kHiddenColumns == 6, "hidden column list and count agree");
+    std::string list, params, updates;
+    for (std::size_t i = 0; i < cols.size(); ++i) {
+        list += (i ? ", " : "") + cols[i];
+        params += i ? ", ?" : "?";
+        if (i) updates += (i > 1 ? ", " : "") + cols[i] + " = excluded." + cols[i];
+    }
+    const std::string name = sql::quote_ident(table.name);
+    return TableSql{"SELECT " + list + " FROM " + name + " WHERE id = ?",
+                    "INSERT INTO " + name + " (" + list + ") VALUES (" + params + ") ON CONFLICT(id) DO UPDATE SET " +
+                        updates};
+}
+
+ConflictRecord conflict_from_row(const sql::Statement& s) {
+    auto parse_value = [](const std::string& text) {
+        json j = json::parse(text, nullptr, false);
+        return j.is_discarded() ? json(text) : j;
+    };
+    ConflictRecord c;
+    c.id = s.column_int(0);
+    c.table = s.column_text(1);
+    c.row_id = s.column_text(2);
+    c.field = s.column_text(3);
+    c.kept = {parse_value(s.column_text(4)), sync::Version::parse(s.column_text(5)).value_or(sync::Version{})};
+    c.lost = {parse_value(s.column_text(6)), sync::Version::parse(s.column_text(7)).value_or(sync::Version{})};
+    c.status = s.column_text(8);
+    c.created_at_ms = s.column_int(9);
+    c.resolved_by = s.column_text(10);
+    c.resolved_version = s.column_text(11);
+    return c;
+}
+
+std::unique_ptr<WriteTxn> make_sqlite_txn(sql::Database& db, const std::unordered_map<std::string, TableSql>& tables,
+                                          sync::Hlc* saved_clock) {
+    return std::make_unique<SqliteTxn>(db, tables, saved_clock);
+}
+
+}  // namespace ubuzima::server

@@ -1,0 +1,169 @@
+// Ubuzima Sync — MIT licence.
+// Test support: child-process server, temp folders and a tiny libcurl HTTP helper.
+#include "support/server_process.hpp"
+
+#include <curl/curl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <random>
+#include <stdexcept>
+#include <thread>
+
+#ifndef UBUZIMA_SERVER_BIN
+#error "UBUZIMA_SERVER_BIN must name the server binary"
+#endif
+
+namespace ubuzima::test {
+
+TempDir::TempDir() {
+    std::random_device rd;
+    const auto base = std::filesystem::temp_directory_path();
+    for (;;) {
+        auto candidate = base / ("ubuzima-test-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
+        if (std::filesystem::create_directory(candidate)) {
+            m_path = candidate.string();
+            break;
+        }
+    }
+}
+
+TempDir::~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(m_path, ec);
+}
+
+ServerProcess::ServerProcess(std::string data_dir, std::string admin_password)
+    : m_data_dir(std::move(data_dir)), m_admin_password(std::move(admin_password)) {}
+
+ServerProcess::~ServerProcess() {
+    if (running()) stop();
+}
+
+void ServerProcess::start(int port) {
+    if (port == 0) port = m_port;
+    int out[2];
+    if (pipe(out) != 0) throw std::runtime_error("pipe failed");
+    const std::string listen = "127.0.0.1:" + std::to_string(port);
+    pid_t pid = fork();
+    if (pid < 0) throw std::runtime_error("fork failed");
+    if (pid == 0) {
+        dup2(out[1], STDOUT_FILENO);
+        close(out[0]);
+        close(out[1]);
+        setenv("UBUZIMA_ADMIN_PASSWORD", m_admin_password.c_str(), 1);
+        std::vector<std::string> args = {UBUZIMA_SERVER_BIN, "--data", m_data_dir, "--listen", listen,
+                                         "--pbkdf2-iterations", "1000"};
+        args.insert(args.end(), m_extra_args.begin(), m_extra_args.end());
+        std::vector<char*> argv;
+        for (std::string& a : args) argv.push_back(a.data());
+        argv.push_back(nullptr);
+        execv(UBUZIMA_SERVER_BIN, argv.data());
+        _exit(127);
+    }
+    close(out[1]);
+    m_pid = pid;
+    FILE* child_out = fdopen(out[0], "r");
+    char line[512];
+    const std::string marker = "listening on http://";
+    while (fgets(line, sizeof line, child_out)) {
+        std::string s(line);
+        auto at = s.find(marker);
+        if (at == std::string::npos) continue;
+        std::string hostport = s.substr(at + marker.size());
+        while (!hostport.empty() && (hostport.back() == '\n' || hostport.back() == '\r')) hostport.pop_back();
+        m_url = "http://" + hostport;
+        m_port = std::stoi(hostport.substr(hostport.rfind(':') + 1));
+        // Keep draining the child's stdout in the background so it never blocks on a full pipe.
+        std::thread([child_out] {
+            char buf[512];
+            while (fgets(buf, sizeof buf, child_out)) {
+            }
+            fclose(child_out);
+        }).detach();
+        return;
+    }
+    fclose(child_out);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    m_pid = -1;
+    throw std::runtime_error("ubuzima-server exited before listening");
+}
+
+int ServerProcess::stop() {
+    if (m_pid <= 0) return -1;
+    ::kill(m_pid, SIGTERM);
+    int status = 0;
+    waitpid(m_pid, &status, 0);
+    m_pid = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+void ServerProcess::kill_hard() {
+    if (m_pid <= 0) return;
+    ::kill(m_pid, SIGKILL);
+    int status = 0;
+    waitpid(m_pid, &status, 0);
+    m_pid = -1;
+}
+
+nlohmann::json HttpResult::json() const {
+    auto j = nlohmann::json::parse(body, nullptr, false);
+    return j.is_discarded() ? nlohmann::json() : j;
+}
+
+namespace {
+size_t collect(char* data, size_t size, size_t n, void* user) {
+    static_cast<std::string*>(user)->append(data, size * n);
+    return size * n;
+}
+}  // namespace
+
+HttpResult http_request(const std::string& method, const std::string& url, const std::string& body,
+                        const std::string& bearer, const std::string& extra_header) {
+    HttpResult result;
+    CURL* curl = curl_easy_init();
+    if (!curl) return result;
+    curl_slist* headers = nullptr;
+    headers = curl_slist_append(headers, "Content-Type: application/json");
+    if (!bearer.empty()) headers = curl_slist_append(headers, ("Authorization: Bearer " + bearer).c_str());
+    if (!extra_header.empty()) headers = curl_slist_append(headers, extra_header.c_str());
+    curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method.c_str());
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
+    if (method != "GET" && method != "HEAD") {
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+    }
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &result.body);
+    if (curl_easy_perform(curl) == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &result.status);
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(curl);
+    return result;
+}
+
+std::string login_token(const std::string& server_url, const std::string& username, const std::string& password) {
+    nlohmann::json body{{"username", username}, {"password", password}, {"device_id", "test-harness"}};
+    HttpResult r = http_request("POST", server_url + "/v1/auth/login", body.dump());
+    INFO(r.body);
+    REQUIRE(r.status == 200);
+    return r.json().at("access_token").get<std::string>();
+}
+
+void create_user(const std::string& server_url, const std::string& admin_token, const std::string& username,
+                 const std::string& password, const std::string& role, const std::vector<std::string>& facilities) {
+    nlohmann::json body{{"username", username}, {"password", password}, {"role", role}, {"facilities", facilities}};
+    HttpResult r = http_request("POST", server_url + "/v1/admin/users", body.dump(), admin_token);
+    INFO(r.body);
+    REQUIRE(r.status == 201);
+}
+
+}  // namespace ubuzima::test

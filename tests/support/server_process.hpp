@@ -1,0 +1,73 @@
+// Ubuzima Sync — MIT licence.
+// Test support: runs the real ubuzima-server binary on 127.0.0.1 in a temporary data folder.
+#pragma once
+
+#include <string>
+#include <vector>
+#include <sys/types.h>
+
+#include <nlohmann/json.hpp>
+
+namespace ubuzima::test {
+
+/// A unique empty folder under the system temp dir, removed on destruction.
+class TempDir {
+public:
+    TempDir();
+    ~TempDir();
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    const std::string& path() const { return m_path; }
+    std::string file(const std::string& name) const { return m_path + "/" + name; }
+
+private:
+    std::string m_path;
+};
+
+/// The server as a child process. start() blocks until it prints its listening line.
+class ServerProcess {
+public:
+    explicit ServerProcess(std::string data_dir, std::string admin_password = "admin-secret-1");
+    ~ServerProcess();
+    ServerProcess(const ServerProcess&) = delete;
+    ServerProcess& operator=(const ServerProcess&) = delete;
+
+    /// Starts the server; port 0 picks a free one (kept across restarts). Throws on failure.
+    void start(int port = 0);
+    /// SIGTERM and wait; returns the exit status (0 on a clean shutdown).
+    int stop();
+    /// SIGKILL and wait: a crash.
+    void kill_hard();
+    bool running() const { return m_pid > 0; }
+
+    const std::string& url() const { return m_url; }
+    int port() const { return m_port; }
+    const std::string& admin_password() const { return m_admin_password; }
+    /// Extra command-line flags for the next start() ("--access-ttl", "1", ...).
+    void set_extra_args(std::vector<std::string> args) { m_extra_args = std::move(args); }
+
+private:
+    std::string m_data_dir;
+    std::string m_admin_password;
+    pid_t m_pid = -1;
+    int m_port = 0;
+    std::string m_url;
+    std::vector<std::string> m_extra_args;
+};
+
+/// Minimal HTTP for tests (libcurl): the status and the body of one request.
+struct HttpResult {
+    long status = 0;
+    std::string body;
+    nlohmann::json json() const;
+};
+HttpResult http_request(const std::string& method, const std::string& url, const std::string& body = "",
+                        const std::string& bearer = "", const std::string& extra_header = "");
+
+/// Logs in with username/password and returns the access token (REQUIREs success).
+std::string login_token(const std::string& server_url, const std::string& username, const std::string& password);
+/// Creates a user through the admin API (REQUIREs 201).
+void create_user(const std::string& server_url, const std::string& admin_token, const std::string& username,
+                 const std::string& password, const std::string& role, const std::vector<std::string>& facilities);
+
+}  // namespace ubuzima::test

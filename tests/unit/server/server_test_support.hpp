@@ -1,0 +1,177 @@
+// Ubuzima Sync — MIT licence.
+// In-process test harness for the server: a temp-dir SQLite store, the Api, a controllable clock.
+#pragma once
+
+#include <atomic>
+#include <filesystem>
+#include <memory>
+#include <random>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "api/api.hpp"
+#include "http/compression.hpp"
+#include "storage/sqlite_store.hpp"
+#include "ubuzima/sync/hlc.hpp"
+#include "ubuzima/sync/version.hpp"
+
+namespace ubuzima::server::test {
+
+using nlohmann::json;
+
+struct Reply {
+    int status = 0;
+    json body;
+    HttpResponse raw;
+};
+
+class TestServer {
+public:
+    static constexpr const char* kAdminPassword = "admin-password";
+
+    explicit TestServer(std::int64_t access_ttl_s = 3600) {
+        std::random_device rd;
+        m_dir = std::filesystem::temp_directory_path() / ("ubuzima-server-test-" + std::to_string(rd()) + std::to_string(rd()));
+        std::filesystem::create_directories(m_dir);
+        m_now = std::make_shared<std::atomic<std::int64_t>>(sync::system_wall_ms());
+        options.data_dir = m_dir.string();
+        options.pbkdf2_iterations = 1000;  // fast tests; production default is 100000
+        options.access_ttl_s = access_ttl_s;
+        options.bootstrap_admin_password = kAdminPassword;
+        auto now = m_now;
+        options.wall = [now] { return now->load(); };
+        open();
+    }
+    ~TestServer() {
+        api.reset();
+        store.reset();
+        std::error_code ec;
+        std::filesystem::remove_all(m_dir, ec);
+    }
+    TestServer(const TestServer&) = delete;
+    TestServer& operator=(const TestServer&) = delete;
+
+    void open() {
+        auto s = SqliteStore::open((m_dir / "ubuzima.db").string());
+        if (!s.ok()) throw std::runtime_error(s.status().to_string());
+        store = std::move(*s);
+        auto a = Api::create(*store, options);
+        if (!a.ok()) throw std::runtime_error(a.status().to_string());
+        api = std::move(*a);
+    }
+    /// Closes and reopens the store and the API on the same files (a server restart).
+    void reopen() {
+        api.reset();
+        store.reset();
+        open();
+    }
+
+    std::int64_t now_ms() const { return m_now->load(); }
+    void advance_ms(std::int64_t ms) { m_now->fetch_add(ms); }
+
+    HttpResponse raw(const HttpRequest& request) { return api->handle(request); }
+
+    Reply call(const std::string& method, const std::string& path, const std::string& body = "",
+               const std::string& token = "", std::map<std::string, std::string> headers = {}) {
+        HttpRequest r;
+        r.method = method;
+        const std::size_t q = path.find('?');
+        r.path = path.substr(0, q);
+        if (q != std::string::npos) {
+            const std::string query = path.substr(q + 1);
+            const std::size_t eq = query.find('=');
+            r.query[query.substr(0, eq)] = eq == std::string::npos ? "" : query.substr(eq + 1);
+        }
+        r.headers = std::move(headers);
+        if (!token.empty()) r.headers["authorization"] = "Bearer " + token;
+        r.body = body;
+        Reply out;
+        out.raw = api->handle(r);
+        out.status = out.raw.status;
+        std::string text = out.raw.body;
+        if (out.raw.headers.count("Content-Encoding")) text = gzip_decompress(text, 1u << 30).value();
+        out.body = json::parse(text, nullptr, false);
+        return out;
+    }
+    Reply post(const std::string& path, const json& body, const std::string& token = "") {
+        return call("POST", path, body.dump(), token);
+    }
+
+    Reply login_reply(const std::string& user, const std::string& password, const std::string& device = "dev-1") {
+        return post("/v1/auth/login", {{"username", user}, {"password", password}, {"device_id", device}});
+    }
+    std::string login(const std::string& user, const std::string& password, const std::string& device = "dev-1") {
+        Reply r = login_reply(user, password, device);
+        if (r.status != 200) throw std::runtime_error("login failed: " + r.raw.body);
+        return r.body["access_token"].get<std::string>();
+    }
+    std::string admin_token() { return login("admin", kAdminPassword); }
+    /// Creates a user (as admin) and returns an access token for them.
+    std::string user_token(const std::string& name, const std::string& role, const std::vector<std::string>& facilities) {
+        Reply r = post("/v1/admin/users",
+                       {{"username", name}, {"password", "pw-" + name}, {"role", role}, {"facilities", facilities}},
+                       admin_token());
+        if (r.status != 201) throw std::runtime_error("create user failed: " + r.raw.body);
+        return login(name, "pw-" + name);
+    }
+
+    /// A version written "now" by `node` (counter makes successive versions distinct).
+    std::string version(std::uint64_t node, std::int64_t offset_ms = 0) {
+        return sync::Version{sync::make_hlc(now_ms() + offset_ms, m_counter++), node}.to_string();
+    }
+
+    /// POST /v1/sync. `changes` null = no batch.
+    Reply sync(const std::string& token, std::uint64_t node, const json& changes = nullptr,
+               const std::string& batch_id = "", const json& cursor = nullptr, int limit = 1000) {
+        json req{{"protocol", 1}, {"schema_version", 1}, {"node", sync::to_hex16(node)},
+                 {"clock", sync::to_hex16(sync::make_hlc(now_ms(), 0))}, {"cursor", cursor}, {"limit", limit}};
+        if (!changes.is_null())
+            req["batch"] = {{"id", batch_id.empty() ? "batch-" + std::to_string(m_counter++) : batch_id},
+                            {"changes", changes}};
+        return post("/v1/sync", req, token);
+    }
+    /// Pulls every page; returns all changes and leaves the final cursor in `cursor`.
+    json pull_all(const std::string& token, std::uint64_t node, json& cursor, int limit = 1000) {
+        json all = json::array();
+        for (int guard = 0; guard < 10000; ++guard) {
+            Reply r = sync(token, node, nullptr, "", cursor, limit);
+            if (r.status != 200) throw std::runtime_error("pull failed: " + r.raw.body);
+            for (const json& c : r.body["changes"]) all.push_back(c);
+            cursor = r.body["cursor"];
+            if (!r.body["more"].get<bool>()) break;
+        }
+        return all;
+    }
+
+    ServerOptions options;
+    std::unique_ptr<SqliteStore> store;
+    std::unique_ptr<Api> api;
+
+private:
+    std::filesystem::path m_dir;
+    std::shared_ptr<std::atomic<std::int64_t>> m_now;
+    std::uint32_t m_counter = 1;
+};
+
+inline json change(const std::string& table, const std::string& id, const std::string& version, const json& fields,
+                   const json& base = json::object()) {
+    json c{{"t", table}, {"id", id}, {"v", version}, {"f", fields}};
+    if (!base.empty()) c["b"] = base;
+    return c;
+}
+
+/// A valid new `need` row at `facility`.
+inline json need_fields(const std::string& facility, const std::string& title = "Anaesthesia training") {
+    return {{"facility_id", facility}, {"need_type", "skills_training"}, {"title", title},
+            {"description", "Staff need training"}, {"priority", "high"}, {"status", "identified"}};
+}
+
+/// Finds the pulled change of one row, or null.
+inline json find_row(const json& changes, const std::string& table, const std::string& id) {
+    for (const json& c : changes)
+        if (c["t"] == table && c["id"] == id) return c;
+    return nullptr;
+}
+
+}  // namespace ubuzima::server::test
