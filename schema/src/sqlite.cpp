@@ -253,12 +253,7 @@ Result<std::set<std::string>> existing_columns(Database& db, const std::string& 
     auto stmt = db.prepare("PRAGMA table_info(" + quote_ident(table) + ")");
     if (!stmt.ok()) return stmt.status();
     std::set<std::string> cols;
-    for (;;) {
-        auto row = stmt->step();
-        if (!row.ok()) return row.status();
-        if (!*row) break;
-        cols.insert(stmt->column_text(1));
-    }
+    UBUZIMA_TRY(stmt->each([&](const Statement& row) { cols.insert(row.column_text(1)); }));
     return cols;
 }
 }  // namespace

@@ -97,16 +97,7 @@ Result<std::vector<json>> Store::query(std::string_view table_name, const json& 
     s.bind(index++, limit ? *limit : std::int64_t{-1});  // SQLite: a negative limit means none
     s.bind(index, offset);
     std::vector<json> rows;
-    for (;;) {
-        auto has = s.step();
-        if (!has.ok()) {
-            s.reset();
-            return has.status();
-        }
-        if (!*has) break;
-        rows.push_back(row_to_json(*table, s));
-    }
-    s.reset();
+    UBUZIMA_TRY(s.each([&](const sql::Statement& row) { rows.push_back(row_to_json(*table, row)); }));
     return rows;
 }
 
@@ -127,25 +118,18 @@ Result<json> Store::journal() {
     if (!stmt.ok()) return stmt.status();
     sql::Statement& s = **stmt;
     json out = json::array();
-    for (;;) {
-        auto has = s.step();
-        if (!has.ok()) {
-            s.reset();
-            return has.status();
-        }
-        if (!*has) break;
-        out.push_back(json{{"id", s.column_int(0)},
-                           {"table", s.column_text(1)},
-                           {"row_id", s.column_text(2)},
-                           {"field", s.column_text(3)},
-                           {"kept_value", parse_or_text(s.column_text(4))},
-                           {"kept_version", s.column_text(5)},
-                           {"lost_value", parse_or_text(s.column_text(6))},
-                           {"lost_version", s.column_text(7)},
-                           {"source", s.column_text(8)},
-                           {"created_at", s.column_int(9)}});
-    }
-    s.reset();
+    UBUZIMA_TRY(s.each([&](const sql::Statement& row) {
+        out.push_back(json{{"id", row.column_int(0)},
+                           {"table", row.column_text(1)},
+                           {"row_id", row.column_text(2)},
+                           {"field", row.column_text(3)},
+                           {"kept_value", parse_or_text(row.column_text(4))},
+                           {"kept_version", row.column_text(5)},
+                           {"lost_value", parse_or_text(row.column_text(6))},
+                           {"lost_version", row.column_text(7)},
+                           {"source", row.column_text(8)},
+                           {"created_at", row.column_int(9)}});
+    }));
     return out;
 }
 
@@ -155,23 +139,16 @@ Result<json> Store::rejected() {
     if (!stmt.ok()) return stmt.status();
     sql::Statement& s = **stmt;
     json out = json::array();
-    for (;;) {
-        auto has = s.step();
-        if (!has.ok()) {
-            s.reset();
-            return has.status();
-        }
-        if (!*has) break;
-        out.push_back(json{{"id", s.column_int(0)},
-                           {"table", s.column_text(1)},
-                           {"row_id", s.column_text(2)},
-                           {"version", s.column_text(3)},
-                           {"fields", parse_or_text(s.column_text(4))},
-                           {"code", s.column_text(5)},
-                           {"message", s.column_text(6)},
-                           {"created_at", s.column_int(7)}});
-    }
-    s.reset();
+    UBUZIMA_TRY(s.each([&](const sql::Statement& row) {
+        out.push_back(json{{"id", row.column_int(0)},
+                           {"table", row.column_text(1)},
+                           {"row_id", row.column_text(2)},
+                           {"version", row.column_text(3)},
+                           {"fields", parse_or_text(row.column_text(4))},
+                           {"code", row.column_text(5)},
+                           {"message", row.column_text(6)},
+                           {"created_at", row.column_int(7)}});
+    }));
     return out;
 }
 

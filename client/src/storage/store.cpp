@@ -95,6 +95,13 @@ Result<std::unique_ptr<Store>> Store::open(const DatabaseOptions& options) {
     const sync::Hlc last = *hlc_text ? sync::parse_hex16(**hlc_text).value_or(0) : 0;
     auto offset_text = read_meta(*db, "clock_offset_ms");
     if (!offset_text.ok()) return offset_text.status();
+    auto old_version = read_meta(*db, "schema_version");
+    if (!old_version.ok()) return old_version.status();
+    if (*old_version && **old_version != std::to_string(schema->version())) {
+        // The pull cursor passed values of tables and fields this device did not know before the
+        // upgrade; pulling again from the start fetches them (merging is idempotent).
+        UBUZIMA_TRY(db->exec("DELETE FROM _meta WHERE key = 'cursor'"));
+    }
     UBUZIMA_TRY(write_meta(*db, "schema_version", std::to_string(schema->version())));
     UBUZIMA_TRY(tx->commit());
 

@@ -80,16 +80,9 @@ public:
         s.bind(1, after).bind(2, limit);
         if (facilities) s.bind(3, json(*facilities).dump());
         std::vector<FeedEntry> out;
-        for (;;) {
-            auto row = s.step();
-            if (!row.ok()) {
-                s.reset();
-                return row.status();
-            }
-            if (!*row) break;
-            out.push_back(FeedEntry{s.column_int(0), s.column_text(1), s.column_text(2)});
-        }
-        s.reset();
+        UBUZIMA_TRY(s.each([&](const sql::Statement& row) {
+            out.push_back(FeedEntry{row.column_int(0), row.column_text(1), row.column_text(2)});
+        }));
         return out;
     }
 

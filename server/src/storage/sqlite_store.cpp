@@ -240,16 +240,7 @@ Result<std::vector<ConflictRecord>> SqliteStore::list_conflicts(const std::strin
     if (!st.ok()) return st.status();
     (*st)->bind(1, status);
     std::vector<ConflictRecord> out;
-    for (;;) {
-        auto row = (*st)->step();
-        if (!row.ok()) {
-            (*st)->reset();
-            return row.status();
-        }
-        if (!*row) break;
-        out.push_back(conflict_from_row(**st));
-    }
-    (*st)->reset();
+    UBUZIMA_TRY((*st)->each([&](const sql::Statement& row) { out.push_back(conflict_from_row(row)); }));
     return out;
 }
 

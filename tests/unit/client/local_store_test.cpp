@@ -288,8 +288,15 @@ TEST_CASE("opening with a newer schema upgrades the file in place", "[client]") 
         CHECK(db.insert("equipment", json{{"label", "x"}}).status().code() == ErrorCode::UnknownTable);
     }
     CHECK(raw_text(file, "SELECT value FROM _meta WHERE key = 'schema_version'") == "1");
+    {
+        auto raw = ubuzima::sql::Database::open(file.path.string());
+        REQUIRE(raw.ok());
+        REQUIRE(raw->exec("INSERT OR REPLACE INTO _meta(key, value) VALUES ('cursor', '1234')").ok());
+    }
     Database db = open_db(file, &*v2);
     CHECK(raw_text(file, "SELECT value FROM _meta WHERE key = 'schema_version'") == "2");
+    // The cursor restarts so that values of the new fields already on the server are pulled.
+    CHECK(raw_text(file, "SELECT count(*) FROM _meta WHERE key = 'cursor'") == "0");
     auto rows = db.query("visit");
     REQUIRE(rows.ok());
     REQUIRE(rows->size() == 5);

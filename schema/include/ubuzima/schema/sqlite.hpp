@@ -51,6 +51,22 @@ public:
     Status run();
     /// Resets and clears bindings, ready for reuse.
     void reset();
+    /// Steps through every result row, calling `on_row(*this)` for each, then resets.
+    /// Returns the first SQLite error (the statement is reset then too).
+    template <typename OnRow>
+    Status each(OnRow&& on_row) {
+        for (;;) {
+            auto has = step();
+            if (!has.ok()) {
+                reset();
+                return has.status();
+            }
+            if (!*has) break;
+            on_row(static_cast<const Statement&>(*this));
+        }
+        reset();
+        return {};
+    }
 
     // Columns are 0-based, as in SQLite.
     bool is_null(int col) const;
