@@ -48,6 +48,9 @@ struct DatabaseOptions {
     const schema::Schema* schema = nullptr;
     /// Wall clock in Unix ms; tests inject a fake one. Null = the system clock.
     sync::WallClock wall_clock;
+    /// Node id given to a NEW database file; 0 = random (the normal case). Deterministic
+    /// simulations inject one. An existing file keeps the id it was created with.
+    sync::NodeId node_id = 0;
     SyncOptions sync;
 };
 

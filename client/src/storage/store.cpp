@@ -87,7 +87,7 @@ Result<std::unique_ptr<Store>> Store::open(const DatabaseOptions& options) {
         if (!parsed) return Status(ErrorCode::Corrupt, "_meta.node_id is not 16 hex digits");
         node = *parsed;
     } else {
-        node = sync::new_node_id();
+        node = options.node_id != 0 ? options.node_id : sync::new_node_id();
         UBUZIMA_TRY(write_meta(*db, "node_id", sync::to_hex16(node)));
     }
     auto hlc_text = read_meta(*db, "hlc");

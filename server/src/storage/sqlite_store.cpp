@@ -68,18 +68,18 @@ const std::vector<std::string>& server_extra_columns() {
     return cols;
 }
 
-Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path) {
+Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, sync::NodeId new_node) {
     std::unique_ptr<SqliteStore> store(new SqliteStore());
     sql::OpenOptions options;
     options.synchronous = "FULL";  // a push we acknowledged must survive power loss
     auto db = sql::Database::open(path, options);
     if (!db.ok()) return db.status();
     store->m_db = std::move(*db);
-    UBUZIMA_TRY(store->init());
+    UBUZIMA_TRY(store->init(new_node));
     return store;
 }
 
-Status SqliteStore::init() {
+Status SqliteStore::init(sync::NodeId new_node) {
     auto tx = sql::Transaction::begin(m_db);
     if (!tx.ok()) return tx.status();
     UBUZIMA_TRY(m_db.exec(kBookkeepingSql));
@@ -91,7 +91,7 @@ Status SqliteStore::init() {
     if (*node && sync::parse_hex16(**node)) {
         m_node = *sync::parse_hex16(**node);
     } else {
-        m_node = sync::new_node_id();
+        m_node = new_node != 0 ? new_node : sync::new_node_id();
         UBUZIMA_TRY(meta_put(m_db, "node_id", sync::to_hex16(m_node)));
     }
     auto clock = meta_get(m_db, "clock");

@@ -24,8 +24,9 @@ struct TableSql {
 /// allows anyway; readers queue behind it, which is fine at the scale of one ministry).
 class SqliteStore final : public Store {
 public:
-    /// Opens (creating if needed) the database file and its tables.
-    static Result<std::unique_ptr<SqliteStore>> open(const std::string& path);
+    /// Opens (creating if needed) the database file and its tables. A new store gets node id
+    /// `new_node` (0 = random; deterministic simulations inject one); an existing one keeps its own.
+    static Result<std::unique_ptr<SqliteStore>> open(const std::string& path, sync::NodeId new_node = 0);
 
     Status read(const std::function<Status(ReadTxn&)>& fn) override;
     Status write(const std::function<Status(WriteTxn&)>& fn) override;
@@ -46,7 +47,7 @@ public:
 
 private:
     SqliteStore() = default;
-    Status init();
+    Status init(sync::NodeId new_node);
     Result<std::optional<UserRecord>> find_user(const char* where, const std::string& key);
 
     mutable std::mutex m_mutex;
