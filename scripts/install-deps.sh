@@ -2,7 +2,7 @@
 # Ubuzima Sync — installs the Debian 12 packages the build and tests need, only when missing.
 set -euo pipefail
 
-packages=(build-essential cmake ninja-build pkg-config clang
+packages=(build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
           libsqlite3-dev sqlite3 libcurl4-openssl-dev libcpprest-dev libssl-dev zlib1g-dev
           nlohmann-json3-dev catch2 curl python3)
 

@@ -77,6 +77,33 @@ Status Database::put(std::string_view table, std::string_view id, const nlohmann
     });
 }
 
+Result<std::vector<std::string>> Database::write_batch(const std::vector<BatchWrite>& writes) {
+    return guard([&]() -> Result<std::vector<std::string>> {
+        if (!m_impl) return closed();
+        std::lock_guard<std::mutex> lock(m_impl->store->mutex());
+        detail::Store& store = *m_impl->store;
+        auto tx = sql::Transaction::begin(store.db());
+        if (!tx.ok()) return tx.status();
+        std::vector<std::string> ids;
+        ids.reserve(writes.size());
+        for (const BatchWrite& w : writes) {
+            using Mode = detail::Store::WriteMode;
+            const Mode mode = w.op == BatchWrite::Op::Insert   ? Mode::Insert
+                              : w.op == BatchWrite::Op::Update ? Mode::Update
+                              : w.op == BatchWrite::Op::Put    ? Mode::Put
+                                                               : Mode::Remove;
+            std::string id = w.op == BatchWrite::Op::Insert && w.id.empty() ? sync::new_uuid_v7(store.clock().wall_ms()) : w.id;
+            // By reference: a conditional with a null json copied every record (remove ignores fields).
+            Status s = store.write_in_transaction(mode, w.table, id, w.fields);
+            if (!s.ok()) return Status(s.code(), "write " + std::to_string(ids.size()) + ": " + s.message());
+            ids.push_back(std::move(id));
+        }
+        UBUZIMA_TRY(store.save_clock());
+        UBUZIMA_TRY(tx->commit());
+        return ids;
+    });
+}
+
 Status Database::remove(std::string_view table, std::string_view id) {
     return guard([&]() -> Status {
         if (!m_impl) return closed();

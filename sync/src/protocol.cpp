@@ -301,7 +301,9 @@ Result<SyncResponse> decode_sync_response(std::string_view body) {
 
 std::string encode_error(const Status& status) {
     json j{{"error", {{"code", std::string(wire_code(status.code()))}, {"message", status.message()}}}};
-    return j.dump();
+    // Messages quote request bytes (a path, a header) that need not be UTF-8; a strict dump
+    // would throw and turn a 4xx into a 500.
+    return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 Status decode_error(std::string_view body, ErrorCode fallback) {

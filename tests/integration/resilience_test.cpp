@@ -75,6 +75,9 @@ TEST_CASE_METHOD(ServerFixture, "The server restarts or crashes between syncs an
 
     CHECK(server.stop() == 0);  // clean SIGTERM shutdown
     for (int i = 50; i < 80; ++i) REQUIRE(a.insert("service_tally", tally(i)).ok());
+    SyncOptions no_retry;  // fail at once instead of backing off (retries: tests/reliability)
+    no_retry.retry.max_attempts = 1;
+    a.set_sync_options(no_retry);
     auto offline = a.sync();  // the server is down: an error, nothing lost
     REQUIRE_FALSE(offline.ok());
     CHECK(offline.status().is_transient());

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -21,6 +22,24 @@ namespace schema {
 class Schema;
 }
 
+/// How sync() retries transient failures: Network, Timeout, Busy, Unavailable, RateLimited and
+/// any 5xx answer. Other errors (auth, validation, local disk) return at once. Retrying is safe:
+/// an unanswered batch is resent under the same id (the server replays its stored result) and
+/// the cursor only moves with pages that were applied.
+///
+/// The delay before retry n (n = 1, 2, …) is base = min(max_backoff_ms, initial_backoff_ms·2^(n-1)),
+/// scaled by a uniform random factor in [1 - jitter, 1] ("full jitter" when jitter = 1), so it
+/// never exceeds the cap and devices that failed together do not retry together. A Retry-After
+/// from the server raises the delay to at least that value (still capped by max_backoff_ms).
+struct RetryPolicy {
+    int max_attempts = 5;                 ///< attempts per sync(), the first included; <= 1: no retry
+    std::int64_t initial_backoff_ms = 500;
+    std::int64_t max_backoff_ms = 30'000;
+    double jitter = 0.5;                  ///< random fraction of each delay, clamped to [0, 1]
+    /// Waits between attempts; null = std::this_thread::sleep_for. Tests record the delays here.
+    std::function<void(std::int64_t ms)> sleep;
+};
+
 /// How to reach the server and how much to do per sync().
 struct SyncOptions {
     /// Base URL ("https://moh.example"). Empty: the URL given to the last successful login().
@@ -32,6 +51,7 @@ struct SyncOptions {
     /// The HTTP transport. Null: a CurlTransport with `timeouts`. Tests inject fakes here; a
     /// host app may inject its platform networking.
     std::shared_ptr<HttpTransport> transport;
+    RetryPolicy retry;
 };
 
 /// SQLite durability of committed writes.
@@ -61,7 +81,17 @@ struct SyncReport {
     std::int64_t fields_applied = 0;  ///< remote field values that became current locally
     std::int64_t conflicts = 0;       ///< entries added to the conflict journal
     std::int64_t rejected = 0;        ///< local changes the server refused (see rejected())
-    std::int64_t round_trips = 0;     ///< HTTP requests to /v1/sync
+    std::int64_t round_trips = 0;     ///< HTTP requests to /v1/sync that got an answer
+    std::int64_t retries = 0;         ///< attempts repeated after transient failures
+};
+
+/// One write of Database::write_batch().
+struct BatchWrite {
+    enum class Op { Insert, Update, Put, Remove };
+    Op op = Op::Insert;
+    std::string table;
+    std::string id;              ///< Insert: empty = a new UUIDv7 id
+    nlohmann::json fields;       ///< as for insert()/update()/put(); ignored by Remove
 };
 
 /// An open device database. Rows live in typed tables named after the schema (readable with
@@ -98,6 +128,11 @@ public:
     /// Inserts the row with the caller's id, or updates the given fields when it exists.
     /// Errors: as insert() and update().
     Status put(std::string_view table, std::string_view id, const nlohmann::json& fields);
+    /// Applies every write in ONE transaction: all are committed or, on the first error, none
+    /// (the error names the failing write's index). Captures each write like the single calls;
+    /// much faster than one transaction per row when an app imports or records many rows at once.
+    /// @return the row id of each write, in order. Errors: those of insert/update/put/remove.
+    Result<std::vector<std::string>> write_batch(const std::vector<BatchWrite>& writes);
     /// Deletes a row (a tombstone `_deleted: true` that syncs like any field).
     /// Errors: NotFound, ReadOnly, AppendOnly (void the row instead), Sealed.
     Status remove(std::string_view table, std::string_view id);
@@ -130,6 +165,8 @@ public:
     Status login(std::string_view server_url, std::string_view username, std::string_view password);
     /// Pushes the outbox and pulls remote changes until both are done (or max_round_trips).
     /// Each round trip commits locally before the next, so an interrupted sync resumes exactly.
+    /// Transient failures are retried with backoff (SyncOptions::retry); the error of the last
+    /// attempt is returned when all fail. No store lock is held while waiting.
     /// Errors: NotLoggedIn, Unauthorized, Network, Timeout, the server's error codes.
     Result<SyncReport> sync();
 

@@ -19,6 +19,8 @@ using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
 struct HttpResponse {
     int status = 0;
     std::string body;
+    /// The Retry-After header (429/503) in ms; -1 when absent or the transport cannot tell.
+    std::int64_t retry_after_ms = -1;
 };
 
 /// Sends HTTP POST requests for the sync session. Implement it to plug in the platform's own

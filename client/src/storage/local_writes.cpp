@@ -12,6 +12,26 @@ std::string short_id(std::string_view id) { return std::string(id.substr(0, 13))
 
 std::string value_text(const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
 
+// True when json::dump() would write the text unchanged between quotes (printable ASCII, no
+// quote or backslash); anything else goes through nlohmann so the escaping stays identical.
+bool plain_ascii(const std::string& text) {
+    for (char c : text) {
+        const auto u = static_cast<unsigned char>(c);
+        if (u < 0x20 || u >= 0x7f || c == '"' || c == '\\') return false;
+    }
+    return true;
+}
+
+void append_json_string(std::string& out, const std::string& text) {
+    if (!plain_ascii(text)) {
+        out += json(text).dump();
+        return;
+    }
+    out += '"';
+    out += text;
+    out += '"';
+}
+
 // The caller's JSON object as a field map. "id" may repeat the row id (apps pass back what get()
 // returned); "_deleted" is written only by remove() so that deletes are always deliberate.
 Result<std::map<std::string, json>> to_fields(Store::WriteMode mode, std::string_view id, const json& input) {
@@ -85,6 +105,14 @@ Status Store::check_class_rules(const schema::TableDef& table, std::string_view 
 }
 
 Status Store::write(WriteMode mode, std::string_view table_name, std::string_view id, const json& input) {
+    auto tx = sql::Transaction::begin(m_db);
+    if (!tx.ok()) return tx.status();
+    UBUZIMA_TRY(write_in_transaction(mode, table_name, id, input));
+    UBUZIMA_TRY(save_clock());
+    return tx->commit();
+}
+
+Status Store::write_in_transaction(WriteMode mode, std::string_view table_name, std::string_view id, const json& input) {
     const schema::TableDef* table = m_schema->table(table_name);
     if (!table) return Status(ErrorCode::UnknownTable, "no table '" + std::string(table_name) + "'");
     if (table->cls == schema::TableClass::Reference)
@@ -95,8 +123,6 @@ Status Store::write(WriteMode mode, std::string_view table_name, std::string_vie
     auto fields = to_fields(mode, id, input);
     if (!fields.ok()) return fields.status();
 
-    auto tx = sql::Transaction::begin(m_db);
-    if (!tx.ok()) return tx.status();
     auto row = load_row(*table, id);
     if (!row.ok()) return row.status();
     const bool live = row->exists && !row->deleted;
@@ -117,20 +143,58 @@ Status Store::write(WriteMode mode, std::string_view table_name, std::string_vie
     UBUZIMA_TRY(check_class_rules(*table, id, *row, live, *fields, mode));
 
     const std::string version = sync::Version{m_clock.now(), m_node}.to_string();
-    json versions = row->versions;
-    json base = json::object();
-    for (const auto& [name, value] : *fields) {
-        auto old = versions.find(name);
-        if (old != versions.end() && old->is_string()) base[name] = *old;
-        versions[name] = version;
+    std::string base_text = "{}";
+    if (row->exists) {
+        json versions = row->versions;
+        json base = json::object();
+        for (const auto& [name, value] : *fields) {
+            auto old = versions.find(name);
+            if (old != versions.end() && old->is_string()) base[name] = *old;
+            versions[name] = version;
+        }
+        base_text = base.dump();
+        UBUZIMA_TRY(write_row(*table, id, *fields, versions));
+    } else {
+        // A fresh row: every written field gets this version and there is no base. Built as text
+        // (the same bytes nlohmann would write: std::map keeps the keys sorted) because the JSON
+        // trees were the largest cost of a captured write (bench/performance_notes.md).
+        std::string versions_text = "{";
+        for (const auto& [name, value] : *fields) {
+            if (versions_text.size() > 1) versions_text += ',';
+            append_json_string(versions_text, name);
+            versions_text += ":\"";
+            versions_text += version;  // hex digits and '@': nothing to escape
+            versions_text += '"';
+        }
+        versions_text += '}';
+        UBUZIMA_TRY(write_row_text(*table, id, *fields, versions_text));
     }
-    UBUZIMA_TRY(write_row(*table, id, *fields, versions));
 
+    // The outbox copy of the fields: what json(*fields).dump() writes, through one serializer
+    // (a dump() per value constructs and clears a fresh one each time).
+    std::string fields_text = "{";
+    fields_text.reserve(1024);
+    {
+        nlohmann::detail::serializer<json> writer(nlohmann::detail::output_adapter<char, std::string>(fields_text), ' ',
+                                                  json::error_handler_t::strict);
+        for (const auto& [name, value] : *fields) {
+            if (fields_text.size() > 1) fields_text += ',';
+            append_json_string(fields_text, name);
+            fields_text += ':';
+            if (value.is_string() && plain_ascii(value.get_ref<const std::string&>())) {
+                // Most captured text needs no escaping: skip the serializer's UTF-8 decoding.
+                fields_text += '"';
+                fields_text += value.get_ref<const std::string&>();
+                fields_text += '"';
+            } else {
+                writer.dump(value, false, false, 0);
+            }
+        }
+    }
+    fields_text += '}';
     auto outbox = m_db.cached("INSERT INTO _outbox (tbl, row_id, version, fields, base) VALUES (?, ?, ?, ?, ?)");
     if (!outbox.ok()) return outbox.status();
-    UBUZIMA_TRY((*outbox)->bind(1, table->name).bind(2, id).bind(3, version).bind(4, json(*fields).dump()).bind(5, base.dump()).run());
-    UBUZIMA_TRY(save_clock());
-    return tx->commit();
+    return (*outbox)->bind(1, table->name).bind(2, id).bind(3, version).bind(4, fields_text).bind(5, base_text).run();
 }
 
 }  // namespace ubuzima::detail

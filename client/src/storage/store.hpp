@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -73,6 +74,9 @@ public:
     /// Upserts the given columns (schema fields and/or "_deleted") and the row's `_v`.
     Status write_row(const schema::TableDef& table, std::string_view id, const std::map<std::string, json>& columns,
                      const json& versions);
+    /// The same with `_v` already serialised (local writes build it without a JSON tree).
+    Status write_row_text(const schema::TableDef& table, std::string_view id,
+                          const std::map<std::string, json>& columns, const std::string& versions_text);
     Status delete_row(const schema::TableDef& table, std::string_view id);
     /// True when an outbox entry for this row carries `version` (a local write not yet accepted).
     Result<bool> in_outbox(std::string_view table, std::string_view id, std::string_view version);
@@ -81,6 +85,8 @@ public:
     // ---- local writes (local_writes.cpp); each opens and commits its own transaction ----
     enum class WriteMode { Insert, Update, Put, Remove };
     Status write(WriteMode mode, std::string_view table, std::string_view id, const json& fields);
+    /// The same write inside the caller's transaction (batches); the caller saves the clock.
+    Status write_in_transaction(WriteMode mode, std::string_view table, std::string_view id, const json& fields);
 
     // ---- reads (reads.cpp) ----
     Result<std::optional<json>> get(std::string_view table, std::string_view id);
@@ -94,6 +100,12 @@ private:
     Store(sql::Database db, const schema::Schema* schema, sync::WallClock wall, sync::NodeId node, sync::Hlc last);
     Status check_class_rules(const schema::TableDef& table, std::string_view id, const RowState& row, bool live,
                              const std::map<std::string, json>& fields, WriteMode mode);
+
+    // Prepared statements keyed by what decides their text, so the hot paths neither rebuild SQL
+    // text nor hash it per row (the pointers are owned by m_db's statement cache).
+    std::map<const schema::TableDef*, sql::Statement*> m_load_stmts;
+    std::map<std::pair<const schema::TableDef*, std::string>, sql::Statement*> m_upsert_stmts;
+    std::string m_key_buffer;
 
     std::mutex m_mutex;
     sql::Database m_db;

@@ -87,27 +87,27 @@ Result<std::optional<OutgoingBatch>> prepare_batch(Store& store, int batch_size)
 
 namespace {
 
-// Gives a change refused for clock skew a fresh version from the corrected clock and makes it
-// pending again. Row versions and later outbox bases that named the old version follow it.
-Status restamp(Store& store, std::int64_t seq, const sync::Change& change, const std::string& fresh) {
+// Gives outbox entry `seq` (currently version `old`) the version `fresh` and makes it pending
+// again. Row versions and later outbox bases that named the old version follow it.
+Status restamp_entry(Store& store, std::int64_t seq, const std::string& table_name, const std::string& row_id,
+                     const std::string& old, const std::string& fresh) {
     sql::Database& db = store.db();
-    const std::string old = change.version.to_string();
     auto upd = db.cached("UPDATE _outbox SET version = ?, batch_id = NULL WHERE seq = ?");
     if (!upd.ok()) return upd.status();
     UBUZIMA_TRY((*upd)->bind(1, fresh).bind(2, seq).run());
-    if (const schema::TableDef* table = store.schema().table(change.table)) {
-        auto row = store.load_row(*table, change.row_id);
+    if (const schema::TableDef* table = store.schema().table(table_name)) {
+        auto row = store.load_row(*table, row_id);
         if (!row.ok()) return row.status();
         if (row->exists) {
             for (auto& [field, version] : row->versions.items())
                 if (version == old) version = fresh;
-            UBUZIMA_TRY(store.write_row(*table, change.row_id, {}, row->versions));
+            UBUZIMA_TRY(store.write_row(*table, row_id, {}, row->versions));
         }
     }
     auto later = db.cached("SELECT seq, base FROM _outbox WHERE tbl = ? AND row_id = ? AND seq > ?");
     if (!later.ok()) return later.status();
     std::vector<std::pair<std::int64_t, json>> rebased;
-    (*later)->bind(1, change.table).bind(2, change.row_id).bind(3, seq);
+    (*later)->bind(1, table_name).bind(2, row_id).bind(3, seq);
     for (;;) {
         auto has = (*later)->step();
         if (!has.ok()) return has.status();
@@ -124,6 +124,27 @@ Status restamp(Store& store, std::int64_t seq, const sync::Change& change, const
         auto set = db.cached("UPDATE _outbox SET base = ? WHERE seq = ?");
         if (!set.ok()) return set.status();
         UBUZIMA_TRY((*set)->bind(1, base.dump()).bind(2, later_seq).run());
+    }
+    return {};
+}
+
+// Gives a change refused for clock skew a fresh version. The row's later pending writes were
+// made after it: any that would now be older than it is re-stamped too, in order, so that the
+// device's own later edit never loses to the write it followed (found by tests/sim).
+Status restamp(Store& store, std::int64_t seq, const sync::Change& change) {
+    sql::Database& db = store.db();
+    auto entries = db.cached("SELECT seq, version FROM _outbox WHERE tbl = ? AND row_id = ? AND seq >= ? ORDER BY seq");
+    if (!entries.ok()) return entries.status();
+    std::vector<std::pair<std::int64_t, std::string>> rows;
+    UBUZIMA_TRY((*entries)->bind(1, change.table).bind(2, change.row_id).bind(3, seq).each([&](const sql::Statement& q) {
+        rows.emplace_back(q.column_int(0), q.column_text(1));
+    }));
+    std::string newest;
+    for (const auto& [entry_seq, version] : rows) {
+        // The entry itself always (its current version: a cascade may have re-stamped it already).
+        if (entry_seq != seq && version > newest) continue;
+        newest = sync::Version{store.clock().now(), store.node()}.to_string();
+        UBUZIMA_TRY(restamp_entry(store, entry_seq, change.table, change.row_id, version, newest));
     }
     return {};
 }
@@ -154,12 +175,26 @@ Status reject(Store& store, std::int64_t seq, const sync::Change& change, const 
     if (!row.ok()) return row.status();
     if (!row->exists) return {};
     const std::string rejected_version = change.version.to_string();
+    // An earlier write of the same field that this response deferred (clock_skew re-stamp) is
+    // still to be pushed: the field rolls back to it, not past it to the server's older state.
+    std::map<std::string, std::pair<json, std::string>> deferred;
+    auto earlier = db.cached("SELECT version, fields FROM _outbox WHERE tbl = ? AND row_id = ? AND seq < ? "
+                             "AND batch_id IS NULL ORDER BY seq DESC");
+    if (!earlier.ok()) return earlier.status();
+    UBUZIMA_TRY((*earlier)->bind(1, change.table).bind(2, change.row_id).bind(3, seq).each([&](const sql::Statement& q) {
+        const json fields = json::parse(q.column_text(1), nullptr, false);
+        if (!fields.is_object()) return;
+        for (const auto& [name, value] : fields.items()) deferred.emplace(name, std::make_pair(value, q.column_text(0)));
+    }));
     std::map<std::string, json> columns;
     for (const auto& [field, value] : change.fields) {
         auto stored = row->versions.find(field);
         if (stored == row->versions.end() || *stored != rejected_version) continue;
         const bool is_deleted = field == sync::kDeletedField;
-        if (rejection.current && rejection.current->count(field)) {
+        if (auto pending = deferred.find(field); pending != deferred.end()) {
+            columns[field] = pending->second.first;
+            row->versions[field] = pending->second.second;
+        } else if (rejection.current && rejection.current->count(field)) {
             const sync::VersionedValue& current = rejection.current->at(field);
             columns[field] = current.value;
             row->versions[field] = current.version.to_string();
@@ -193,8 +228,7 @@ Status apply_push(Store& store, const OutgoingBatch& batch, const sync::SyncResp
                     if (!refused[i]) clock.observe(batch.changes[i].version.hlc);
                 clock_reset = true;
             }
-            const std::string fresh = sync::Version{clock.now(), store.node()}.to_string();
-            UBUZIMA_TRY(restamp(store, batch.seqs[r.index], change, fresh));
+            UBUZIMA_TRY(restamp(store, batch.seqs[r.index], change));
         } else {
             UBUZIMA_TRY(reject(store, batch.seqs[r.index], change, r));
             ++counts.rejected;

@@ -2,6 +2,10 @@
 // Login, token refresh and the sync loop; each loop iteration is exactly one HTTP round trip.
 #include "sync/session.hpp"
 
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
 #include "ubuzima/sync/ids.hpp"
 
 namespace ubuzima::detail {
@@ -63,7 +67,12 @@ Result<std::string> SyncSession::base_url() {
 Result<HttpResponse> SyncSession::post(const std::string& url, const std::string& body, const std::string& token) {
     HttpHeaders headers = {{"Content-Type", "application/json"}, {"Accept", "application/json"}};
     if (!token.empty()) headers.emplace_back("Authorization", "Bearer " + token);
-    return transport().post(url, body, headers);
+    auto resp = transport().post(url, body, headers);
+    if (resp.ok()) {
+        m_last_http_status = resp->status;
+        m_last_retry_after_ms = resp->retry_after_ms;
+    }
+    return resp;
 }
 
 Status SyncSession::store_tokens(const std::string& body, const std::string* server_url, const std::string* username) {
@@ -133,12 +142,49 @@ Result<HttpResponse> SyncSession::post_authenticated(const std::string& path, co
     }
 }
 
+bool SyncSession::retryable(const Status& failure) const {
+    return failure.is_transient() || m_last_http_status >= 500 || m_last_http_status == 429;
+}
+
+std::int64_t SyncSession::backoff_ms(int n) {
+    const RetryPolicy& p = m_options.retry;
+    const std::int64_t cap = std::max<std::int64_t>(0, p.max_backoff_ms);
+    std::int64_t base = std::max<std::int64_t>(0, p.initial_backoff_ms);
+    for (int i = 1; i < n && base < cap; ++i) base *= 2;  // doubling stops at the cap: no overflow
+    base = std::min(base, cap);
+    const double jitter = std::clamp(p.jitter, 0.0, 1.0);
+    const double factor = 1.0 - jitter * std::uniform_real_distribution<double>(0.0, 1.0)(m_jitter_rng);
+    std::int64_t delay = static_cast<std::int64_t>(static_cast<double>(base) * factor);
+    if (m_last_retry_after_ms > delay) delay = std::min(m_last_retry_after_ms, cap);
+    return delay;
+}
+
 Result<SyncReport> SyncSession::sync() {
     std::lock_guard<std::mutex> lock(m_mutex);
     SyncReport report;
+    const int attempts = std::max(1, m_options.retry.max_attempts);
+    for (int attempt = 1;; ++attempt) {
+        m_last_http_status = 0;
+        m_last_retry_after_ms = -1;
+        Status s = sync_attempt(report);
+        if (s.ok()) return report;
+        if (attempt >= attempts || !retryable(s)) return s;
+        const std::int64_t wait = backoff_ms(attempt);
+        if (m_options.retry.sleep) {
+            m_options.retry.sleep(wait);
+        } else {
+            std::this_thread::sleep_for(std::chrono::milliseconds(wait));
+        }
+        ++report.retries;
+    }
+}
+
+Status SyncSession::sync_attempt(SyncReport& report) {
     const int batch_size = m_options.batch_size > 0 ? m_options.batch_size : 500;
     const int page_limit = m_options.page_limit > 0 ? m_options.page_limit : 1000;
     for (int round = 0; round < m_options.max_round_trips; ++round) {
+        m_last_http_status = 0;
+        m_last_retry_after_ms = -1;
         sync::SyncRequest request;
         std::optional<OutgoingBatch> batch;
         {
@@ -181,7 +227,7 @@ Result<SyncReport> SyncSession::sync() {
         }
         if (!outbox_left && !decoded->more) break;
     }
-    return report;
+    return Status();
 }
 
 }  // namespace ubuzima::detail

@@ -5,6 +5,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,12 @@ public:
     Result<SyncReport> sync();
 
 private:
+    /// One attempt of the push+pull loop; adds what it did to `report` even when it fails.
+    Status sync_attempt(SyncReport& report);
+    /// True when `failure` may be cured by trying again (see RetryPolicy).
+    bool retryable(const Status& failure) const;
+    /// The wait before retry `n` (1-based) under the current policy and the last Retry-After.
+    std::int64_t backoff_ms(int n);
     HttpTransport& transport();
     Result<std::string> base_url();
     Result<HttpResponse> post(const std::string& url, const std::string& body, const std::string& token);
@@ -62,6 +69,11 @@ private:
     std::mutex m_mutex;  // serialises sessions; lock order: m_mutex, then the store mutex
     SyncOptions m_options;
     std::shared_ptr<HttpTransport> m_default_transport;
+    // What the last answer of the current attempt said, to classify its failure: 5xx is
+    // transient whatever code the body names (507 disk_full), Retry-After sets the next wait.
+    int m_last_http_status = 0;
+    std::int64_t m_last_retry_after_ms = -1;
+    std::minstd_rand m_jitter_rng{std::random_device{}()};
 };
 
 /// The error Status for a non-2xx response (the server's JSON error, else one from the status).

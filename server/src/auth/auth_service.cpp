@@ -76,8 +76,11 @@ Result<TokenGrant> AuthService::login(const std::string& username, const std::st
     }
     if (!verify_password(password, (*user)->password_hash))
         return Status(ErrorCode::InvalidCredentials, "unknown user or wrong password");
-    // Expired tokens are dead weight; logins are rare enough to carry the clean-up.
-    UBUZIMA_TRY(m_store.purge_expired_tokens(m_options.wall()));
+    // Expired tokens are dead weight; logins are rare enough to carry the clean-up. An expired
+    // access token is kept while its refresh token may still live: deleted at once, it would be
+    // answered "unknown" (401 unauthorized) instead of token_expired, and a device offline past
+    // the access TTL would never refresh and stay locked out of sync (found by tests/sim).
+    UBUZIMA_TRY(m_store.purge_expired_tokens(m_options.wall() - m_options.refresh_ttl_s * 1000));
     return issue(**user, device_id);
 }
 

@@ -2,6 +2,8 @@
 // The push path: per-change checks (rejections), the field merge and the conflict journal.
 #include "sync/sync_service.hpp"
 
+#include <set>
+
 #include "ubuzima/sync/merge.hpp"
 
 namespace ubuzima::server {
@@ -102,11 +104,14 @@ Status check_sealed(WriteTxn& tx, const TableDef& t, const AuthUser& user, const
 Status check_change(WriteTxn& tx, const TableDef& t, const AuthUser& user, const std::optional<StoredRow>& row,
                     const Change& ch, const ServerOptions& options) {
     if (t.cls == TableClass::Reference) return reject(ErrorCode::ReadOnly, t.name + " is reference data, read-only");
-    UBUZIMA_TRY(schema::validate_fields(t, ch.fields, /*creating=*/!row));
+    // Clock skew first: the device re-sends such a change with a fresh version. Were an edit
+    // checked against the row first, it would be refused for good ("new row lacks a required
+    // field") whenever the insert before it in the batch was only deferred for its clock.
     const std::int64_t ahead = sync::hlc_millis(ch.version.hlc) - options.wall();
     if (ahead > options.clock_skew_ms)
         return reject(ErrorCode::ClockSkew, "version is " + std::to_string(ahead / 1000) +
                                                 " s ahead of the server clock; fix the device clock");
+    UBUZIMA_TRY(schema::validate_fields(t, ch.fields, /*creating=*/!row));
     UBUZIMA_TRY(check_scope(t, user, row, ch));
     if (is_replay(row, ch)) return {};
     UBUZIMA_TRY(check_append_only(t, row, ch));
@@ -195,6 +200,10 @@ Result<sync::PushResult> SyncService::push(WriteTxn& tx, const AuthUser& user, c
     sync::PushResult result;
     result.batch = batch.id;
     const std::int64_t now = m_options.wall();
+    // Rows with a change deferred for clock skew: the device re-sends it with a fresh version, so
+    // the row's later changes in this batch wait too (judged without it, an edit would be refused
+    // for good, and applied before it, it would end up older than the write it followed).
+    std::set<std::pair<std::string, std::string>> deferred;
     for (std::size_t i = 0; i < batch.changes.size(); ++i) {
         const Change& ch = batch.changes[i];
         const TableDef* t = schema::Schema::builtin().table(ch.table);
@@ -204,7 +213,10 @@ Result<sync::PushResult> SyncService::push(WriteTxn& tx, const AuthUser& user, c
         }
         auto row = tx.read_row(*t, ch.row_id);
         if (!row.ok()) return row.status();
-        Status verdict = check_change(tx, *t, user, *row, ch, m_options);
+        Status verdict = deferred.count({ch.table, ch.row_id})
+                             ? reject(ErrorCode::ClockSkew, "an earlier change of this row was deferred for clock skew")
+                             : check_change(tx, *t, user, *row, ch, m_options);
+        if (verdict.code() == ErrorCode::ClockSkew) deferred.insert({ch.table, ch.row_id});
         if (!verdict.ok()) {
             if (!is_rejection(verdict.code())) return verdict;
             sync::Rejection rej{i, verdict.code(), verdict.message(), std::nullopt};

@@ -94,6 +94,7 @@ struct Fixture {
         options.path = path.string();
         options.wall_clock = [w = wall] { return w->load(); };
         options.sync.transport = fake;
+        options.sync.retry.max_attempts = 1;  // these cases script each answer; retries: tests/reliability
         auto opened = Database::open(options);
         REQUIRE(opened.ok());
         db.emplace(std::move(*opened));

@@ -104,3 +104,14 @@ TEST_CASE("hostile bodies never crash the server or lose data", "[server][http]"
     CHECK(after.status == 200);
     CHECK(after.body["changes"].size() == 121);
 }
+
+TEST_CASE("a path or method that is not UTF-8 gets a JSON 4xx, not a 500", "[server][http][fuzz]") {
+    // Found by fuzz_server_request (corpus file fuzz/corpus/fuzz_server_request/crash-non-utf8-path).
+    TestServer s;
+    Reply missing = s.call("GET", "/v1/\xdd\xf0");
+    CHECK(missing.status == 404);
+    CHECK(missing.body["error"]["code"] == "not_found");
+    Reply method = s.call("\xff", "/v1/sync");
+    CHECK(method.status == 405);
+    CHECK(method.body["error"]["code"] == "method_not_allowed");
+}

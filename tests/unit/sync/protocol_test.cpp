@@ -133,3 +133,12 @@ TEST_CASE("Error bodies encode and decode", "[sync][codec]") {
     CHECK(wire_code(ErrorCode::ClockSkew) == "clock_skew");
     CHECK(error_code_from_wire("sealed") == ErrorCode::Sealed);
 }
+
+TEST_CASE("Error bodies stay JSON when the message quotes bytes that are not UTF-8", "[sync][codec][fuzz]") {
+    // Found by fuzz_server_request: a 404 for path "\xdd\xf0" threw in dump() and became a 500.
+    const std::string body = encode_error(Status(ErrorCode::NotFound, "no route \xdd\xf0"));
+    const auto j = nlohmann::json::parse(body, nullptr, false);
+    REQUIRE(j.is_object());
+    CHECK(j["error"]["code"] == "not_found");
+    CHECK(decode_error(body, ErrorCode::Internal).code() == ErrorCode::NotFound);
+}

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Ubuzima Sync — THE benchmark command: builds in Release, runs local-write, sync, no-op, load and
+# PouchDB benchmarks, prints a table and rewrites docs/PERFORMANCE.md (--tiny: tiny sizes, print only).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+tiny=0
+if [ "${1:-}" = "--tiny" ]; then tiny=1; fi
+if [ "$tiny" = 1 ]; then
+    sync_sizes="300"; single_rows=100; batch_rows=2000; load_devices="10"
+else
+    sync_sizes="10000 100000"; single_rows=3000; batch_rows=50000; load_devices="100 200 500"
+fi
+
+build="$root/build-bench"
+work="$build/bench-work"
+results="$work/results.jsonl"
+generator=()
+if command -v ninja >/dev/null 2>&1; then generator=(-G Ninja); fi
+if [ ! -f "$build/CMakeCache.txt" ]; then
+    cmake -S "$root" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
+        -DCMAKE_CXX_FLAGS_RELEASE="-O2 -DNDEBUG" -DCMAKE_C_FLAGS_RELEASE="-O2 -DNDEBUG" \
+        -DUBUZIMA_BUILD_BENCH=ON -DUBUZIMA_BUILD_TESTS=OFF -DUBUZIMA_BUILD_EXAMPLES=OFF >/dev/null
+fi
+cmake --build "$build" --parallel 2 --target ubuzima-server bench_local_writes bench_sync_client bench_load
+bin="$build/bench"
+server_bin="$build/server/ubuzima-server"
+
+# PouchDB, the peer, from the lock file into bench/node_modules (git-ignored).
+pouch=0
+if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+    if [ -d bench/node_modules/pouchdb ] || (cd bench && npm ci --no-audit --no-fund --loglevel=error >/dev/null); then
+        pouch=1
+    fi
+fi
+[ "$pouch" = 1 ] || echo "bench: node/npm or the PouchDB install is missing: skipping the PouchDB peer" >&2
+
+rm -rf "$work"
+mkdir -p "$work"
+: >"$results"
+# 500 devices = 500 sockets in the load process and 500 in the server.
+ulimit -n 8192 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+server_pid=""
+server_url=""
+stop_server() {
+    if [ -n "$server_pid" ]; then
+        kill -TERM "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+        server_pid=""
+    fi
+}
+trap stop_server EXIT
+
+# start_server NAME COMMAND...: runs it in the background, waits for its "listening on" line.
+start_server() {
+    local name="$1"
+    shift
+    "$@" >"$work/$name.out" 2>"$work/$name.err" &
+    server_pid=$!
+    for _ in $(seq 1 200); do
+        if grep -q "listening on" "$work/$name.out" 2>/dev/null; then
+            server_url="$(grep -o 'http://[0-9.:]*' "$work/$name.out" | head -1)"
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "bench: $name did not start" >&2
+    cat "$work/$name.err" >&2
+    exit 1
+}
+
+# tag JSON lines with extra fields and append them to the results (and show them).
+record() { sed -u "s/^{/{$1,/" | tee -a "$results"; }
+server_rss() {
+    local kb
+    kb="$(awk '/VmHWM/ {print $2}' "/proc/$server_pid/status")"
+    echo "{$1,\"bench\":\"server_rss\",\"kb\":$kb}" | tee -a "$results"
+}
+
+admin_pw="bench-admin-pw-1"
+user_pw="bench-user-pw-1"
+
+echo "== local writes"
+"$bin/bench_local_writes" --dir "$work/local" --single-rows "$single_rows" --batch-rows "$batch_rows" | record '"tiny":'"$tiny"
+
+for n in $sync_sizes; do
+    echo "== initial sync, N=$n (ours)"
+    "$bin/bench_sync_client" gen --n "$n" --out "$work/records-$n.jsonl" | record "\"n\":$n"
+    UBUZIMA_ADMIN_PASSWORD="$admin_pw" start_server "server-$n" "$server_bin" --data "$work/server-$n" --listen 127.0.0.1:0
+    "$bin/bench_sync_client" setup --url "$server_url" --admin-password "$admin_pw" --password "$user_pw"
+    "$bin/bench_sync_client" push --url "$server_url" --user bench-alice --password "$user_pw" \
+        --records "$work/records-$n.jsonl" --db "$work/device-a-$n.db" | record "\"n\":$n"
+    server_rss "\"n\":$n,\"system\":\"ours\",\"direction\":\"push\""
+    "$bin/bench_sync_client" pull --url "$server_url" --user bench-bob --password "$user_pw" --expect "$n" \
+        --db "$work/device-b-$n.db" | record "\"n\":$n"
+    server_rss "\"n\":$n,\"system\":\"ours\",\"direction\":\"pull\""
+    stop_server
+    rm -rf "$work/server-$n" "$work"/device-*-"$n".db*
+
+    if [ "$pouch" = 1 ]; then
+        echo "== initial sync, N=$n (PouchDB)"
+        start_server "pouch-$n" node bench/pouch_server.js "$work/pouch-server-$n"
+        port="${server_url##*:}"
+        node bench/pouchdb_bench.js push "$port" "$work" "$work/records-$n.jsonl" | record "\"n\":$n"
+        server_rss "\"n\":$n,\"system\":\"pouchdb\",\"direction\":\"push\""
+        node bench/pouchdb_bench.js pull "$port" "$work" | record "\"n\":$n"
+        server_rss "\"n\":$n,\"system\":\"pouchdb\",\"direction\":\"pull\""
+        stop_server
+        rm -rf "$work/pouch-server-$n"
+    fi
+done
+
+for devices in $load_devices; do
+    echo "== load: $devices concurrent devices"
+    # Login cost is not what is measured: a cheap KDF keeps creating hundreds of users quick.
+    UBUZIMA_ADMIN_PASSWORD="$admin_pw" start_server "load-$devices" "$server_bin" --data "$work/load-$devices" \
+        --listen 127.0.0.1:0 --pbkdf2-iterations 1000
+    "$bin/bench_load" --url "$server_url" --admin-password "$admin_pw" --devices "$devices" --records 20 \
+        --run "$devices" | record "\"tiny\":$tiny"
+    server_rss "\"devices\":$devices,\"system\":\"ours\",\"direction\":\"load\""
+    stop_server
+    rm -rf "$work/load-$devices"
+done
+
+report_args=("$results")
+if [ "$tiny" = 0 ]; then report_args+=(--write "$root/docs/PERFORMANCE.md"); fi
+python3 bench/report.py "${report_args[@]}"

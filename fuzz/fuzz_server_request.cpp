@@ -1,0 +1,146 @@
+// Ubuzima Sync — MIT licence.
+// libFuzzer target: the whole server request path in-process (routing, auth, gzip, push, pull).
+#include <cctype>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "server_test_support.hpp"
+
+namespace {
+
+using ubuzima::server::HttpRequest;
+using ubuzima::server::HttpResponse;
+using ubuzima::server::test::TestServer;
+using nlohmann::json;
+
+// One server for the whole run: creating a store per input would measure SQLite, not our code.
+struct State {
+    std::unique_ptr<TestServer> server;
+    std::string assessor_token;
+    std::string coordinator_token;
+};
+State* g_state = nullptr;
+
+void clean_up() {
+    delete g_state;  // removes the temp dir
+    g_state = nullptr;
+}
+
+[[noreturn]] void fail(const char* what, const HttpRequest& request, const HttpResponse& response) {
+    std::fprintf(stderr, "fuzz_server_request: %s: %s %s -> %d %s\n", what, request.method.c_str(),
+                 request.path.c_str(), response.status, response.body.c_str());
+    std::abort();
+}
+
+std::string replace_all(std::string text, const std::string& from, const std::string& to) {
+    for (std::size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size()))
+        text.replace(at, from.size(), to);
+    return text;
+}
+
+// "METHOD\nPATH[?k=v]\nheader: value\n...\n\nBODY"; "@token@" stands for a coordinator token.
+HttpRequest parse_structured(std::string_view text) {
+    HttpRequest r;
+    auto next_line = [&text]() {
+        const std::size_t nl = text.find('\n');
+        std::string line(text.substr(0, nl));
+        text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+        return line;
+    };
+    r.method = next_line();
+    std::string path = next_line();
+    const std::size_t q = path.find('?');
+    if (q != std::string::npos) {
+        const std::string query = path.substr(q + 1);
+        const std::size_t eq = query.find('=');
+        r.query[query.substr(0, eq)] = eq == std::string::npos ? "" : query.substr(eq + 1);
+        path.resize(q);
+    }
+    r.path = path;
+    for (std::string line = next_line(); !line.empty(); line = next_line()) {
+        const std::size_t colon = line.find(':');
+        std::string name = line.substr(0, colon);
+        for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        std::string value = colon == std::string::npos ? "" : line.substr(colon + 1);
+        if (!value.empty() && value.front() == ' ') value.erase(0, 1);
+        r.headers[name] = replace_all(value, "@token@", g_state->coordinator_token);
+    }
+    r.body = std::string(text);
+    return r;
+}
+
+HttpRequest sync_request(std::string body, const std::string& token) {
+    HttpRequest r;
+    r.method = "POST";
+    r.path = "/v1/sync";
+    r.headers["content-type"] = "application/json";
+    r.headers["authorization"] = "Bearer " + token;
+    r.body = std::move(body);
+    return r;
+}
+
+void check(const HttpRequest& request, const HttpResponse& response) {
+    if (response.status < 200 || response.status > 599) fail("invalid status", request, response);
+    // Bad input is the client's fault: a 500 means our code failed on it.
+    if (response.status == 500) fail("internal error", request, response);
+    std::string text = response.body;
+    auto enc = response.headers.find("Content-Encoding");
+    if (enc != response.headers.end()) {
+        auto plain = ubuzima::server::gzip_decompress(text, 1u << 30);
+        if (!plain.ok()) fail("undecodable gzip body", request, response);
+        text = std::move(*plain);
+    }
+    const json body = json::parse(text, nullptr, false);
+    if (!body.is_object()) fail("body is not a JSON object", request, response);
+    if (response.status >= 400) {
+        const json* error = body.contains("error") ? &body["error"] : nullptr;
+        if (!error || !error->is_object() || !error->contains("code") || !(*error)["code"].is_string() ||
+            !error->contains("message") || !(*error)["message"].is_string())
+            fail("error without {error:{code,message}}", request, response);
+    }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+    g_state = new State;
+    g_state->server = std::make_unique<TestServer>();
+    g_state->assessor_token = g_state->server->user_token("alice", "assessor", {"fac-gisenyi"});
+    g_state->coordinator_token = g_state->server->user_token("coord", "coordinator", {});
+    std::atexit(clean_up);
+    return 0;
+}
+
+// The first byte picks the shape: 0/1 a /v1/sync body (assessor/coordinator), 2/3 the same
+// gzip'd, 4 a raw (maybe corrupt) gzip stream, 5 a whole structured request.
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    if (size == 0) return 0;
+    const int mode = data[0] % 6;
+    const std::string rest(reinterpret_cast<const char*>(data) + 1, size - 1);
+    const std::string& token = mode % 2 == 0 ? g_state->assessor_token : g_state->coordinator_token;
+    HttpRequest request;
+    switch (mode) {
+        case 0:
+        case 1: request = sync_request(rest, token); break;
+        case 2:
+        case 3: {
+            auto packed = ubuzima::server::gzip_compress(rest);
+            if (!packed.ok()) return 0;
+            request = sync_request(std::move(*packed), token);
+            request.headers["content-encoding"] = "gzip";
+            break;
+        }
+        case 4:
+            request = sync_request(rest, g_state->coordinator_token);
+            request.headers["content-encoding"] = "gzip";
+            break;
+        default: request = parse_structured(rest); break;
+    }
+    if (mode != 5) request.headers["accept-encoding"] = "gzip";
+    check(request, g_state->server->api->handle(request));
+    return 0;
+}
