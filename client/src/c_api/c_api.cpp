@@ -111,6 +111,21 @@ ubuzima::Result<nlohmann::json> parse(const char* text) {
     return j;
 }
 
+using FieldWrite = Status (ubuzima::Database::*)(std::string_view, std::string_view, const nlohmann::json&);
+
+// put and update share their argument checks; only the Database method differs.
+ubuzima_status write_fields(ubuzima_db* db, const char* table, const char* id, const char* json, ubuzima_error* err,
+                            FieldWrite write) {
+    return c_api_guard(err, [&]() -> Status {
+        if (!db) return missing("db");
+        if (!table) return missing("table");
+        if (!id) return missing("id");
+        if (!json) return missing("json");
+        auto fields = parse(json);
+        if (!fields.ok()) return fields.status();
+        return (db->db.*write)(table, id, *fields);
+    });
+}
 }  // namespace
 
 extern "C" {
@@ -148,30 +163,15 @@ UBUZIMA_API ubuzima_status ubuzima_db_insert(ubuzima_db* db, const char* table, 
     });
 }
 
+
 UBUZIMA_API ubuzima_status ubuzima_db_put(ubuzima_db* db, const char* table, const char* id, const char* json,
                                           ubuzima_error* err) {
-    return c_api_guard(err, [&]() -> Status {
-        if (!db) return missing("db");
-        if (!table) return missing("table");
-        if (!id) return missing("id");
-        if (!json) return missing("json");
-        auto fields = parse(json);
-        if (!fields.ok()) return fields.status();
-        return db->db.put(table, id, *fields);
-    });
+    return write_fields(db, table, id, json, err, &ubuzima::Database::put);
 }
 
 UBUZIMA_API ubuzima_status ubuzima_db_update(ubuzima_db* db, const char* table, const char* id, const char* json,
                                              ubuzima_error* err) {
-    return c_api_guard(err, [&]() -> Status {
-        if (!db) return missing("db");
-        if (!table) return missing("table");
-        if (!id) return missing("id");
-        if (!json) return missing("json");
-        auto fields = parse(json);
-        if (!fields.ok()) return fields.status();
-        return db->db.update(table, id, *fields);
-    });
+    return write_fields(db, table, id, json, err, &ubuzima::Database::update);
 }
 
 UBUZIMA_API ubuzima_status ubuzima_db_delete(ubuzima_db* db, const char* table, const char* id, ubuzima_error* err) {
