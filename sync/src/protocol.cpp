@@ -243,7 +243,8 @@ Result<PushResult> push_result_from_json(const json& j) {
         Rejection rej;
         rej.index = r["index"].get<std::size_t>();
         rej.code = error_code_from_wire(r["code"].get<std::string>());
-        rej.message = r.value("message", std::string());
+        // json::value() throws when the member exists with another type: check it instead.
+        if (r.contains("message") && r["message"].is_string()) rej.message = r["message"].get<std::string>();
         if (r.contains("current") && !r["current"].is_null()) {
             auto cur = versioned_map_from_json(r["current"], "push.rejected[].current");
             if (!cur.ok()) return cur.status();

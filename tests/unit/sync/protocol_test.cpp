@@ -142,3 +142,15 @@ TEST_CASE("Error bodies stay JSON when the message quotes bytes that are not UTF
     CHECK(j["error"]["code"] == "not_found");
     CHECK(decode_error(body, ErrorCode::Internal).code() == ErrorCode::NotFound);
 }
+
+TEST_CASE("A rejection whose message is not a string decodes without throwing", "[sync][codec][fuzz]") {
+    // Found by fuzz_client_response: json::value("message", "") threw on "message": null.
+    const char* body = R"({"protocol":1,"server_clock":"0000000000000001","changes":[],"cursor":"1","more":false,
+        "push":{"batch":"b","applied":0,"conflicts":[],"rejected":[{"index":0,"code":"sealed","message":null}]}})";
+    auto r = decode_sync_response(body);
+    REQUIRE(r.ok());
+    REQUIRE(r->push);
+    REQUIRE(r->push->rejected.size() == 1);
+    CHECK(r->push->rejected[0].code == ErrorCode::Sealed);
+    CHECK(r->push->rejected[0].message.empty());
+}
