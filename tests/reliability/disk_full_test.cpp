@@ -16,6 +16,7 @@
 #include <map>
 #include <set>
 
+#include "server_counts.hpp"
 #include "support/server_process.hpp"
 #include "ubuzima/database.hpp"
 #include "ubuzima/schema/sqlite.hpp"
@@ -121,16 +122,7 @@ void create_users(ServerProcess& server) {
 }
 
 std::map<std::string, int> server_titles(ServerProcess& server, const std::string& path) {
-    DatabaseOptions options;
-    options.path = path;
-    auto db = Database::open(options);
-    REQUIRE(db.ok());
-    REQUIRE(db->login(server.url(), "coord", kPassword).ok());
-    REQUIRE(db->sync().ok());
-    std::map<std::string, int> out;
-    const std::vector<json> rows = db->query("need").value();
-    for (const json& row : rows) ++out[row.at("title").get<std::string>()];
-    return out;
+    return need_titles_on_server(server.url(), path, "coord", kPassword);
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "fault_proxy.hpp"
+#include "server_counts.hpp"
 #include "support/server_process.hpp"
 #include "ubuzima/database.hpp"
 #include "ubuzima/schema/sqlite.hpp"
@@ -113,17 +114,7 @@ struct Net {
 
     /// Every `need` row the server holds, as title → count, pulled by a fresh coordinator device.
     std::map<std::string, int> server_needs(const std::string& file) {
-        DatabaseOptions options;
-        options.path = dir.file(file);
-        options.durability = Durability::Normal;
-        auto db = Database::open(options);
-        REQUIRE(db.ok());
-        REQUIRE(db->login(server.url(), "coord", kPassword).ok());
-        REQUIRE(db->sync().ok());
-        std::map<std::string, int> out;
-        const std::vector<json> rows = db->query("need").value();
-        for (const json& row : rows) ++out[row.at("title").get<std::string>()];
-        return out;
+        return need_titles_on_server(server.url(), dir.file(file), "coord", kPassword);
     }
 };
 

@@ -64,8 +64,9 @@ json tally_fields() {
                 {"service_type", "major_surgery"}, {"sex", "female"}, {"age_band", "25_49"}, {"patient_count", 3}};
 }
 
-/// Reads one text column of one row straight from the SQLite file.
-std::string raw_text(const TempFile& file, const std::string& sql) {
+/// Runs `sql` straight on the SQLite file and hands its first row to `read`.
+template <typename Read>
+auto raw_first_row(const TempFile& file, const std::string& sql, Read read) {
     auto db = ubuzima::sql::Database::open(file.path.string());
     REQUIRE(db.ok());
     auto stmt = db->prepare(sql);
@@ -73,18 +74,16 @@ std::string raw_text(const TempFile& file, const std::string& sql) {
     auto has = stmt->step();
     REQUIRE(has.ok());
     REQUIRE(*has);
-    return stmt->column_text(0);
+    return read(*stmt);
+}
+
+/// Reads one text column of one row straight from the SQLite file.
+std::string raw_text(const TempFile& file, const std::string& sql) {
+    return raw_first_row(file, sql, [](const ubuzima::sql::Statement& s) { return s.column_text(0); });
 }
 
 std::int64_t raw_int(const TempFile& file, const std::string& sql) {
-    auto db = ubuzima::sql::Database::open(file.path.string());
-    REQUIRE(db.ok());
-    auto stmt = db->prepare(sql);
-    REQUIRE(stmt.ok());
-    auto has = stmt->step();
-    REQUIRE(has.ok());
-    REQUIRE(*has);
-    return stmt->column_int(0);
+    return raw_first_row(file, sql, [](const ubuzima::sql::Statement& s) { return s.column_int(0); });
 }
 
 }  // namespace
