@@ -83,6 +83,7 @@ typedef struct ubuzima_sync_report {
     int64_t conflicts;   /**< entries added to the conflict journal */
     int64_t rejected;    /**< local changes the server refused (see ubuzima_db_rejected) */
     int64_t round_trips; /**< HTTP round trips */
+    int64_t removed;     /**< rows dropped: they moved to a facility outside the user's */
 } ubuzima_sync_report;
 
 /** An open device database (opaque). Created by ubuzima_db_open, destroyed by ubuzima_db_close. */

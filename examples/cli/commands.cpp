@@ -56,6 +56,8 @@ int cmd_sync(Database& db, const Args&) {
                 static_cast<long long>(r->pushed), static_cast<long long>(r->pulled),
                 static_cast<long long>(r->conflicts), static_cast<long long>(r->rejected),
                 static_cast<long long>(r->round_trips));
+    if (r->removed > 0)
+        std::printf("removed %lld rows that moved to facilities outside yours\n", static_cast<long long>(r->removed));
     return 0;
 }
 

@@ -262,7 +262,8 @@ std::string encode_sync_response(const SyncResponse& resp) {
     j["push"] = resp.push ? push_result_to_json(*resp.push) : json();
     json changes = json::array();
     for (const RowChange& rc : resp.changes)
-        changes.push_back(json{{"t", rc.table}, {"id", rc.row_id}, {"f", versioned_map_to_json(rc.fields)}});
+        changes.push_back(rc.gone ? json{{"t", rc.table}, {"id", rc.row_id}, {"gone", true}}
+                                  : json{{"t", rc.table}, {"id", rc.row_id}, {"f", versioned_map_to_json(rc.fields)}});
     j["changes"] = std::move(changes);
     j["cursor"] = resp.cursor;
     j["more"] = resp.more;
@@ -286,12 +287,18 @@ Result<SyncResponse> decode_sync_response(std::string_view body) {
     }
     if (!j.contains("changes") || !j["changes"].is_array()) return bad("changes must be an array");
     for (const json& c : j["changes"]) {
-        if (!c.is_object() || !c.contains("t") || !c["t"].is_string() || !c.contains("id") || !c["id"].is_string() ||
-            !c.contains("f"))
-            return bad("changes[] must have t, id and f");
+        if (!c.is_object() || !c.contains("t") || !c["t"].is_string() || !c.contains("id") || !c["id"].is_string())
+            return bad("changes[] must have t and id");
+        if (c.contains("gone")) {
+            if (!c["gone"].is_boolean() || !c["gone"].get<bool>() || c.contains("f"))
+                return bad("changes[].gone must be true, and such a change has no f");
+            resp.changes.push_back(RowChange{c["t"].get<std::string>(), c["id"].get<std::string>(), {}, true});
+            continue;
+        }
+        if (!c.contains("f")) return bad("changes[] must have f (or gone)");
         auto fields = versioned_map_from_json(c["f"], "changes[].f");
         if (!fields.ok()) return fields.status();
-        resp.changes.push_back(RowChange{c["t"].get<std::string>(), c["id"].get<std::string>(), std::move(*fields)});
+        resp.changes.push_back(RowChange{c["t"].get<std::string>(), c["id"].get<std::string>(), std::move(*fields), false});
     }
     if (!j.contains("cursor") || !j["cursor"].is_string()) return bad("cursor must be a string");
     resp.cursor = j["cursor"].get<std::string>();

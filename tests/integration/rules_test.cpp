@@ -1,5 +1,6 @@
 // Ubuzima Sync — MIT licence.
-// Integration: scope, sealed and append-only rules, rejected changes kept and rolled back.
+// Integration: scope (and rows moving between facilities), sealed and append-only rules, rejected
+// changes kept and rolled back.
 #include "integration/fixture.hpp"
 
 using namespace ubuzima;
@@ -29,6 +30,69 @@ TEST_CASE_METHOD(ServerFixture, "Users see only their facilities and cannot writ
     CHECK_FALSE(c.get("need", *foreign).value().has_value());
     must_sync(a);
     CHECK_FALSE(a.get("need", *foreign).value().has_value());
+}
+
+TEST_CASE_METHOD(ServerFixture, "A row moved between facilities leaves the devices that no longer see it", "[integration]") {
+    // dana sees both hospitals and moves a need from Gisenyi to Butaro and back.
+    create_user(server.url(), login_token(server.url(), "admin", server.admin_password()), "dana", kPassword,
+                "assessor", {"fac-gisenyi", "fac-butaro"});
+    Database d = device("dana", "dana");
+    Database a = device("alice", "alice");  // Gisenyi only
+    Database c = device("carol", "carol");  // Butaro only
+    Database k = device("coord", "coord");  // everything
+    auto id = d.insert("need", need_fields("fac-gisenyi", "Anaesthesia mentoring"));
+    REQUIRE(id.ok());
+    must_sync(d);
+    for (Database* db : {&a, &c, &k}) must_sync(*db);
+    REQUIRE(a.get("need", *id).value().has_value());
+    REQUIRE_FALSE(c.get("need", *id).value().has_value());
+
+    // Alice edits it offline while dana moves it to Butaro.
+    REQUIRE(a.update("need", *id, {{"priority", "critical"}}).ok());
+    REQUIRE(d.update("need", *id, {{"facility_id", "fac-butaro"}}).ok());
+    must_sync(d);
+
+    SyncReport ra = must_sync(a);
+    CHECK(ra.removed == 1);
+    CHECK(ra.rejected == 1);  // her edit reached a row she may no longer change: kept, not lost
+    CHECK_FALSE(a.get("need", *id).value().has_value());
+    json rejected = a.rejected().value();
+    REQUIRE(rejected.size() == 1);
+    CHECK(rejected[0]["code"] == "out_of_scope");
+    CHECK(rejected[0]["fields"]["priority"] == "critical");
+
+    // Carol never had it and now gets all of it, not just the field that moved it.
+    SyncReport rc = must_sync(c);
+    CHECK(rc.removed == 0);
+    auto at_carol = c.get("need", *id).value();
+    REQUIRE(at_carol.has_value());
+    CHECK((*at_carol)["title"] == "Anaesthesia mentoring");
+    CHECK((*at_carol)["description"] == "Found during the baseline assessment");
+    CHECK((*at_carol)["facility_id"] == "fac-butaro");
+    // The coordinator sees both: nothing is removed, the move arrives as an edit.
+    SyncReport rk = must_sync(k);
+    CHECK(rk.removed == 0);
+    CHECK(k.get("need", *id).value().value()["facility_id"] == "fac-butaro");
+    CHECK(facility_state(k, "fac-butaro") == facility_state(c, "fac-butaro"));
+
+    // Carol edits it; dana moves it back: Alice gets it whole again, with Carol's edit.
+    REQUIRE(c.update("need", *id, {{"status", "validated"}}).ok());
+    must_sync(c);
+    must_sync(d);
+    REQUIRE(d.update("need", *id, {{"facility_id", "fac-gisenyi"}}).ok());
+    must_sync(d);
+    must_sync(a);
+    auto back = a.get("need", *id).value();
+    REQUIRE(back.has_value());
+    CHECK((*back)["title"] == "Anaesthesia mentoring");
+    CHECK((*back)["status"] == "validated");
+    CHECK((*back)["facility_id"] == "fac-gisenyi");
+    CHECK(must_sync(c).removed == 1);
+    CHECK_FALSE(c.get("need", *id).value().has_value());
+    for (Database* db : {&d, &k}) must_sync(*db);
+    CHECK(facility_state(a, "fac-gisenyi") == facility_state(k, "fac-gisenyi"));
+    CHECK(facility_state(d, "fac-gisenyi") == facility_state(k, "fac-gisenyi"));
+    CHECK(facility_state(c, "fac-butaro") == facility_state(k, "fac-butaro"));
 }
 
 TEST_CASE_METHOD(ServerFixture, "A submitted assessment is sealed on every device", "[integration]") {

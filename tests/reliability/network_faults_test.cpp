@@ -148,8 +148,9 @@ TEST_CASE("A pull cut at every byte never stores the cursor of a page it did not
         REQUIRE(down_ends.size() == 3);
     }
 
-    // gzip makes the answers' sizes differ by up to ~6 bytes between runs (measured 458-464).
-    constexpr std::int64_t kSlack = 8;
+    // gzip makes the answers' sizes differ between runs (first answer measured 457-464 bytes):
+    // near a boundary either outcome is accepted, with room to spare for a busier machine.
+    constexpr std::int64_t kSlack = 16;
     const auto started = std::chrono::steady_clock::now();
     int cuts = 0, failed = 0, exact = 0;
     std::vector<std::size_t> unfailed[2];  // cuts that no attempt noticed, per direction
@@ -207,9 +208,11 @@ TEST_CASE("A pull cut at every byte never stores the cursor of a page it did not
     // The measured answer ends move by a few bytes between runs (gzip of tokens and versions),
     // hence the slack before each end, the last one included (a cut at or past an answer's real
     // end cuts nothing).
+    const auto slack = static_cast<std::size_t>(kSlack);
     for (std::size_t k : unfailed[1]) {
-        bool near_start = k + static_cast<std::size_t>(kSlack) >= down_ends.back();
-        for (std::size_t i = 0; i + 1 < down_ends.size(); ++i) near_start |= k + static_cast<std::size_t>(kSlack) >= down_ends[i] && k < down_ends[i] + 20;
+        bool near_start = k + slack >= down_ends.back();
+        for (std::size_t i = 0; i + 1 < down_ends.size(); ++i)
+            near_start |= k + slack >= down_ends[i] && k < down_ends[i] + 20 + slack;
         INFO("answer cut " << k << " went unnoticed");
         CHECK(near_start);
     }

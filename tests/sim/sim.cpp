@@ -268,6 +268,8 @@ void Simulation::act_write(Device& d, int n) {
         if (d.rogue && m_rng.chance(150)) {
             const std::string& to = m_rng.pick(kAllFacilities);
             if (m_options.moves || !d.sees(to)) f["facility_id"] = to;  // out of scope: rejected
+        } else if (m_options.moves && d.facilities.size() > 1 && m_rng.chance(100)) {
+            f["facility_id"] = m_rng.pick(d.facilities);  // a move others may not see (or a no-op)
         }
     } else if (table == "trainee") {
         f = {{"given_name", "given " + tag}};

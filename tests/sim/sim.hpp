@@ -28,9 +28,10 @@ struct SimOptions {
     std::string work_dir;        ///< per-run scratch directory (under /dev/shm when it exists)
     std::string server_template; ///< server file with seeds and admin, copied per seed
     bool verbose = false;
-    /// Also move rows between facilities of the writer's scope. Off by default: a row moved out
-    /// of another user's scope stays stale on that user's devices (open bug, see simulator.md).
-    bool moves = false;
+    /// Also move rows between facilities of the writer's scope (moves out of it are always
+    /// tried, and refused). Such a move takes the row out of other users' scope: their devices
+    /// must drop it (the feed's exit entries), and users who see only the new facility get it whole.
+    bool moves = true;
 };
 
 /// Counters summed over seeds for the summary.

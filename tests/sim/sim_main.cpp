@@ -17,14 +17,14 @@ namespace {
 
 void usage() {
     std::puts(
-        "usage: ubuzima_sim [--seeds N] [--first-seed S] [--seed S] [--devices K] [--steps N] [--verbose] [--moves]\n"
+        "usage: ubuzima_sim [--seeds N] [--first-seed S] [--seed S] [--devices K] [--steps N] [--verbose] [--no-moves]\n"
         "  --seeds N       run seeds S .. S+N-1 (default 10)\n"
         "  --first-seed S  first seed (default 1)\n"
         "  --seed S        run exactly one seed (replay)\n"
         "  --devices K     devices per seed (default 5, at least 1)\n"
         "  --steps N       random steps per seed before healing (default 200)\n"
         "  --verbose       state hashes; on failure the history of the rows involved\n"
-        "  --moves         also move rows between facilities (exposes an open bug)");
+        "  --no-moves      never move rows between facilities inside the writer's scope");
 }
 
 bool parse_number(const char* text, std::uint64_t& out) {
@@ -38,15 +38,15 @@ bool parse_number(const char* text, std::uint64_t& out) {
 int main(int argc, char** argv) {
     std::uint64_t seeds = 10, first = 1, devices = 5, steps = 200;
     bool verbose = false;
-    bool moves = false;
+    bool moves = true;
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
         std::uint64_t* target = arg == "--seeds" ? &seeds : arg == "--first-seed" || arg == "--seed" ? &first
                               : arg == "--devices" ? &devices : arg == "--steps" ? &steps : nullptr;
         if (arg == "--verbose") {
             verbose = true;
-        } else if (arg == "--moves") {
-            moves = true;
+        } else if (arg == "--no-moves") {
+            moves = false;
         } else if (target && i + 1 < argc && parse_number(argv[i + 1], *target)) {
             if (arg == "--seed") seeds = 1;
             ++i;
@@ -89,7 +89,7 @@ int main(int argc, char** argv) {
             std::printf("FAIL seed %llu (%s) replay: %s --seed %llu --devices %llu --steps %llu%s\n",
                         static_cast<unsigned long long>(seed), failures.front().c_str(), argv[0],
                         static_cast<unsigned long long>(seed), static_cast<unsigned long long>(devices),
-                        static_cast<unsigned long long>(steps), moves ? " --moves" : "");
+                        static_cast<unsigned long long>(steps), moves ? "" : " --no-moves");
             std::fflush(stdout);
         }
     }

@@ -83,6 +83,7 @@ struct SyncReport {
     std::int64_t rejected = 0;        ///< local changes the server refused (see rejected())
     std::int64_t round_trips = 0;     ///< HTTP requests to /v1/sync that got an answer
     std::int64_t retries = 0;         ///< attempts repeated after transient failures
+    std::int64_t removed = 0;         ///< rows dropped: moved to a facility outside the user's
 };
 
 /// One write of Database::write_batch().

@@ -233,7 +233,7 @@ UBUZIMA_API ubuzima_status ubuzima_db_sync(ubuzima_db* db, ubuzima_sync_report* 
         auto report = db->db.sync();
         if (!report.ok()) return report.status();
         if (out) *out = ubuzima_sync_report{report->pushed, report->pulled, report->conflicts, report->rejected,
-                                            report->round_trips};
+                                            report->round_trips, report->removed};
         return {};
     });
 }

@@ -250,6 +250,12 @@ Status apply_push(Store& store, const OutgoingBatch& batch, const sync::SyncResp
 Status apply_pulled(Store& store, const sync::RowChange& rc, ApplyCounts& counts) {
     const schema::TableDef* table = store.schema().table(rc.table);
     if (!table) return {};  // a newer server may know tables this schema does not
+    if (rc.gone) {
+        // Moved to a facility this user does not see: the copy goes. A local edit still waiting
+        // in the outbox is not lost: the server refuses it as out_of_scope into _rejected.
+        ++counts.gone;
+        return store.delete_row(*table, rc.row_id);
+    }
     auto row = store.load_row(*table, rc.row_id);
     if (!row.ok()) return row.status();
     std::map<std::string, json> columns;

@@ -221,6 +221,7 @@ Status SyncSession::sync_attempt(SyncReport& report) {
             report.fields_applied += counts->fields_applied;
             report.conflicts += counts->conflicts;
             report.rejected += counts->rejected;
+            report.removed += counts->gone;
             auto pending = m_store.pending_count();
             if (!pending.ok()) return pending.status();
             outbox_left = *pending > 0;

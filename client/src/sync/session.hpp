@@ -28,6 +28,7 @@ struct ApplyCounts {
     std::int64_t fields_applied = 0;
     std::int64_t conflicts = 0;
     std::int64_t rejected = 0;
+    std::int64_t gone = 0;  ///< rows dropped because they moved out of the user's facilities
 };
 
 /// Picks the batch to send: the one sent before whose answer was never processed (same id, so

@@ -72,31 +72,41 @@ public:
     Result<std::vector<FeedEntry>> feed_after(std::int64_t after, const std::vector<std::string>* facilities,
                                               int limit) override {
         auto st = facilities
-                      ? m_db.cached("SELECT seq, tbl, row_id FROM srv_feed WHERE seq > ?1 AND (scope IS NULL OR "
+                      ? m_db.cached("SELECT seq, tbl, row_id, gone FROM srv_feed WHERE seq > ?1 AND (scope IS NULL OR "
                                     "scope IN (SELECT value FROM json_each(?3))) ORDER BY seq LIMIT ?2")
-                      : m_db.cached("SELECT seq, tbl, row_id FROM srv_feed WHERE seq > ?1 ORDER BY seq LIMIT ?2");
+                      : m_db.cached("SELECT seq, tbl, row_id, gone FROM srv_feed WHERE seq > ?1 ORDER BY seq LIMIT ?2");
         if (!st.ok()) return st.status();
         sql::Statement& s = **st;
         s.bind(1, after).bind(2, limit);
         if (facilities) s.bind(3, json(*facilities).dump());
         std::vector<FeedEntry> out;
         UBUZIMA_TRY(s.each([&](const sql::Statement& row) {
-            out.push_back(FeedEntry{row.column_int(0), row.column_text(1), row.column_text(2)});
+            out.push_back(FeedEntry{row.column_int(0), row.column_text(1), row.column_text(2), row.column_int(3) != 0});
         }));
         return out;
     }
 
     Result<std::int64_t> append_feed(const std::string& table, const std::string& row_id,
                                      const std::optional<std::string>& scope) override {
-        auto del = m_db.cached("DELETE FROM srv_feed WHERE tbl = ? AND row_id = ?");
+        auto del = m_db.cached("DELETE FROM srv_feed WHERE tbl = ? AND row_id = ? AND gone = 0");
         if (!del.ok()) return del.status();
         UBUZIMA_TRY((*del)->bind(1, table).bind(2, row_id).run());
+        if (scope) UBUZIMA_TRY(drop_exit(table, row_id, *scope));  // back in a facility it had left
         auto ins = m_db.cached("INSERT INTO srv_feed (tbl, row_id, scope) VALUES (?, ?, ?)");
         if (!ins.ok()) return ins.status();
         (*ins)->bind(1, table).bind(2, row_id);
         if (scope) (*ins)->bind(3, *scope);
         else (*ins)->bind_null(3);
         UBUZIMA_TRY((*ins)->run());
+        return m_db.last_insert_rowid();
+    }
+
+    Result<std::int64_t> append_exit(const std::string& table, const std::string& row_id,
+                                     const std::string& scope) override {
+        UBUZIMA_TRY(drop_exit(table, row_id, scope));
+        auto ins = m_db.cached("INSERT INTO srv_feed (tbl, row_id, scope, gone) VALUES (?, ?, ?, 1)");
+        if (!ins.ok()) return ins.status();
+        UBUZIMA_TRY((*ins)->bind(1, table).bind(2, row_id).bind(3, scope).run());
         return m_db.last_insert_rowid();
     }
 
@@ -194,6 +204,12 @@ public:
     }
 
 private:
+    Status drop_exit(const std::string& table, const std::string& row_id, const std::string& scope) {
+        auto del = m_db.cached("DELETE FROM srv_feed WHERE tbl = ? AND row_id = ? AND scope = ? AND gone = 1");
+        if (!del.ok()) return del.status();
+        return (*del)->bind(1, table).bind(2, row_id).bind(3, scope).run();
+    }
+
     sql::Database& m_db;
     const std::unordered_map<std::string, TableSql>& m_tables;
     sync::Hlc* m_saved_clock;

@@ -15,8 +15,7 @@ namespace {
 constexpr const char* kBookkeepingSql = R"SQL(
 CREATE TABLE IF NOT EXISTS srv_meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS srv_feed (seq INTEGER PRIMARY KEY AUTOINCREMENT, tbl TEXT NOT NULL,
-    row_id TEXT NOT NULL, scope TEXT);
-CREATE UNIQUE INDEX IF NOT EXISTS srv_feed_row ON srv_feed (tbl, row_id);
+    row_id TEXT NOT NULL, scope TEXT, gone INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS srv_users (id TEXT PRIMARY KEY NOT NULL, username TEXT NOT NULL UNIQUE,
     password_hash TEXT NOT NULL, role TEXT NOT NULL, facilities TEXT NOT NULL DEFAULT '[]',
     created_at INTEGER NOT NULL);
@@ -30,6 +29,23 @@ CREATE TABLE IF NOT EXISTS srv_conflicts (id INTEGER PRIMARY KEY, tbl TEXT NOT N
     resolved_by TEXT, resolved_version TEXT);
 CREATE INDEX IF NOT EXISTS srv_conflicts_status ON srv_conflicts (status, id);
 )SQL";
+
+// One live entry per row, one exit entry per row and facility it left (see FeedEntry). A store
+// created before exits existed gets the column and loses its whole-row unique index.
+constexpr const char* kFeedIndexesSql = R"SQL(
+DROP INDEX IF EXISTS srv_feed_row;
+CREATE UNIQUE INDEX IF NOT EXISTS srv_feed_live ON srv_feed (tbl, row_id) WHERE gone = 0;
+CREATE UNIQUE INDEX IF NOT EXISTS srv_feed_exit ON srv_feed (tbl, row_id, scope) WHERE gone = 1;
+)SQL";
+
+Status add_feed_exits(sql::Database& db) {
+    bool has_gone = false;
+    auto cols = db.prepare("PRAGMA table_info(srv_feed)");
+    if (!cols.ok()) return cols.status();
+    UBUZIMA_TRY(cols->each([&](const sql::Statement& c) { has_gone |= c.column_text(1) == "gone"; }));
+    if (!has_gone) UBUZIMA_TRY(db.exec("ALTER TABLE srv_feed ADD COLUMN gone INTEGER NOT NULL DEFAULT 0"));
+    return db.exec(kFeedIndexesSql);
+}
 
 Result<std::optional<std::string>> meta_get(sql::Database& db, const std::string& key) {
     auto st = db.cached("SELECT value FROM srv_meta WHERE key = ?");
@@ -83,6 +99,7 @@ Status SqliteStore::init(sync::NodeId new_node) {
     auto tx = sql::Transaction::begin(m_db);
     if (!tx.ok()) return tx.status();
     UBUZIMA_TRY(m_db.exec(kBookkeepingSql));
+    UBUZIMA_TRY(add_feed_exits(m_db));
     UBUZIMA_TRY(sql::ensure_tables(m_db, schema::Schema::builtin(), server_extra_columns()));
     for (const schema::TableDef& t : schema::Schema::builtin().tables()) m_tables.emplace(t.name, make_table_sql(t));
 

@@ -30,10 +30,14 @@ struct StoredRow {
     std::optional<std::string> scope;          ///< facility id, or none for unscoped tables
 };
 
+/// One entry of the change feed. A live entry (one per row) says "this row changed at seq"; an
+/// exit entry (one per row and facility it left) says "this row left `scope` at seq", so that
+/// devices which see only that facility drop their copy instead of keeping it stale forever.
 struct FeedEntry {
     std::int64_t seq = 0;
     std::string table;
     std::string row_id;
+    bool gone = false;  ///< an exit entry
 };
 
 struct UserRecord {
@@ -72,7 +76,8 @@ public:
     /// The row, or nullopt when it was never written (tombstoned rows are returned).
     virtual Result<std::optional<StoredRow>> read_row(const schema::TableDef& table, const std::string& id) = 0;
     /// Feed entries with seq > after, ordered by seq, at most `limit`. `facilities` null = every
-    /// row; otherwise only unscoped rows and rows scoped to one of them.
+    /// entry; otherwise only unscoped entries and entries scoped to one of them (an exit entry is
+    /// scoped to the facility the row left).
     virtual Result<std::vector<FeedEntry>> feed_after(std::int64_t after, const std::vector<std::string>* facilities,
                                                       int limit) = 0;
 };
@@ -86,6 +91,10 @@ public:
     /// serialise seq allocation with commit (e.g. a table lock) rather than use a bare SEQUENCE.
     virtual Result<std::int64_t> append_feed(const std::string& table, const std::string& row_id,
                                              const std::optional<std::string>& scope) = 0;
+    /// Records, at the next seq, that the row left facility `scope` (replacing an older exit from
+    /// the same facility). append_feed drops the exit of the facility the row is back in.
+    virtual Result<std::int64_t> append_exit(const std::string& table, const std::string& row_id,
+                                             const std::string& scope) = 0;
     /// Inserts or replaces the whole row (one statement per row write).
     virtual Status write_row(const schema::TableDef& table, const StoredRow& row) = 0;
     /// The stored push result (JSON) of a batch this user already sent.

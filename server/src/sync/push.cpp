@@ -146,6 +146,7 @@ std::optional<std::string> row_scope(const TableDef& table, const StoredRow& row
 
 Result<ApplyOutcome> apply_change(WriteTxn& tx, const TableDef& table, std::optional<StoredRow> row,
                                   const Change& ch, std::int64_t now_ms) {
+    const bool existed = row.has_value();
     StoredRow merged = row ? std::move(*row) : StoredRow{};
     merged.id = ch.row_id;
     ApplyOutcome out;
@@ -179,10 +180,21 @@ Result<ApplyOutcome> apply_change(WriteTxn& tx, const TableDef& table, std::opti
         }
     }
     if (applied.empty()) return out;
+    const std::optional<std::string> old_scope = merged.scope;
     merged.scope = row_scope(table, merged);
+    const bool moved = existed && old_scope != merged.scope;
+    // Devices that see only the old facility must learn the row left it (they drop their copy).
+    if (moved && old_scope) {
+        auto exit = tx.append_exit(table.name, merged.id, *old_scope);
+        if (!exit.ok()) return exit.status();
+    }
     auto seq = tx.append_feed(table.name, merged.id, merged.scope);
     if (!seq.ok()) return seq.status();
     for (const std::string& field : applied) merged.seqs[field] = *seq;
+    // Devices that see only the new facility never had the row: a pull must send all of it, not
+    // just the fields that changed since their cursor.
+    if (moved)
+        for (const auto& entry : merged.versions) merged.seqs[entry.first] = *seq;
     merged.seq = *seq;
     UBUZIMA_TRY(tx.write_row(table, merged));
     out.wrote = true;

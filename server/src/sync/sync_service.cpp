@@ -105,7 +105,15 @@ Status SyncService::pull(const AuthUser& user, const sync::SyncRequest& request,
             auto row = tx.read_row(*t, e.row_id);
             if (!row.ok()) return row.status();
             if (!*row) continue;
-            sync::RowChange rc{e.table, e.row_id, {}};
+            if (e.gone) {
+                // The row left a facility this user sees; it is gone for them unless they see
+                // where it went too (then its live entry carries it).
+                const std::optional<std::string> now_in = row_scope(*t, **row);
+                if (!user.sees_all() && now_in && !user.may_see(*now_in))
+                    response.changes.push_back(sync::RowChange{e.table, e.row_id, {}, true});
+                continue;
+            }
+            sync::RowChange rc{e.table, e.row_id, {}, false};
             for (const auto& [field, version] : (*row)->versions) {
                 auto seq = (*row)->seqs.find(field);
                 if (seq == (*row)->seqs.end() || seq->second <= in.since) continue;

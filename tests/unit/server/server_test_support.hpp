@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <random>
 #include <string>
@@ -60,10 +61,12 @@ public:
         if (!a.ok()) throw std::runtime_error(a.status().to_string());
         api = std::move(*a);
     }
-    /// Closes and reopens the store and the API on the same files (a server restart).
-    void reopen() {
+    /// Closes and reopens the store and the API on the same files (a server restart);
+    /// `while_closed` may edit the database file in between (e.g. make it an older format).
+    void reopen(const std::function<void(const std::string& db_path)>& while_closed = {}) {
         api.reset();
         store.reset();
+        if (while_closed) while_closed((m_dir / "ubuzima.db").string());
         open();
     }
 

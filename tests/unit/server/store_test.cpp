@@ -1,8 +1,10 @@
 // Ubuzima Sync — MIT licence.
-// The SQLite store survives a restart: rows, versions, users, node id, feed; seeds stay single.
+// The SQLite store survives a restart: rows, versions, users, node id, feed; seeds stay single;
+// a store from before the feed's exit entries is upgraded in place.
 #include <catch2/catch.hpp>
 
 #include "server_test_support.hpp"
+#include "ubuzima/schema/sqlite.hpp"
 
 using namespace ubuzima::server::test;
 
@@ -41,4 +43,43 @@ TEST_CASE("data, users and the feed survive reopening the store", "[server][stor
     // New writes get seqs after every old one.
     s.sync(alice, node, json::array({change("need", "n2", s.version(node), need_fields("fac-kabgayi"))}));
     CHECK(find_row(s.pull_all(coord2, 0xb2, cursor), "need", "n2").is_object());
+}
+
+TEST_CASE("a store whose feed predates exit entries is upgraded in place", "[server][store]") {
+    TestServer s;
+    const std::string alice = s.user_token("alice", "assessor", {"fac-kabgayi"});
+    const std::string dana = s.user_token("dana", "assessor", {"fac-kabgayi", "fac-butaro"});
+    const std::uint64_t node = 0xd1;
+    s.sync(dana, node, json::array({change("need", "n1", s.version(node), need_fields("fac-kabgayi"))}));
+    json cursor = nullptr;
+    REQUIRE(find_row(s.pull_all(alice, 0xa1, cursor), "need", "n1").is_object());
+
+    s.reopen([](const std::string& path) {
+        auto db = ubuzima::sql::Database::open(path, {});
+        REQUIRE(db.ok());
+        // srv_feed as the first release made it: no gone column, one unique entry per row.
+        REQUIRE(db->exec(R"SQL(
+            CREATE TABLE old_feed AS SELECT seq, tbl, row_id, scope FROM srv_feed;
+            DROP TABLE srv_feed;
+            CREATE TABLE srv_feed (seq INTEGER PRIMARY KEY AUTOINCREMENT, tbl TEXT NOT NULL,
+                row_id TEXT NOT NULL, scope TEXT);
+            CREATE UNIQUE INDEX srv_feed_row ON srv_feed (tbl, row_id);
+            INSERT INTO srv_feed SELECT * FROM old_feed;
+            DROP TABLE old_feed;)SQL").ok());
+    });
+    const std::string dana2 = s.login("dana", "pw-dana");
+    const std::string alice2 = s.login("alice", "pw-alice");
+    CHECK(s.pull_all(alice2, 0xa1, cursor).empty());  // nothing moved in the upgrade
+    s.sync(dana2, node, json::array({change("need", "n1", s.version(node), {{"facility_id", "fac-butaro"}})}));
+    json gone = find_row(s.pull_all(alice2, 0xa1, cursor), "need", "n1");
+    CHECK(gone == json{{"t", "need"}, {"id", "n1"}, {"gone", true}});
+    // Back in Kabgayi: the exit entry goes and the row comes back whole.
+    s.sync(dana2, node, json::array({change("need", "n1", s.version(node), {{"facility_id", "fac-kabgayi"}})}));
+    json back = find_row(s.pull_all(alice2, 0xa1, cursor), "need", "n1");
+    REQUIRE(back.is_object());
+    CHECK(back["f"].contains("title"));
+    json from_scratch = nullptr;
+    int entries = 0;
+    for (const json& c : s.pull_all(alice2, 0xa2, from_scratch)) entries += c["id"] == "n1";
+    CHECK(entries == 1);
 }

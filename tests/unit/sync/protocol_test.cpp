@@ -58,7 +58,8 @@ TEST_CASE("Sync responses round-trip through JSON", "[sync][codec]") {
     rej.current = std::map<std::string, VersionedValue>{{"status", {"submitted", Version{5, 5}}}};
     push.rejected.push_back(rej);
     resp.push = push;
-    resp.changes.push_back(RowChange{"facility", "fac-butaro", {{"name", {"Butaro District Hospital", Version{3, 4}}}}});
+    resp.changes.push_back(RowChange{"facility", "fac-butaro", {{"name", {"Butaro District Hospital", Version{3, 4}}}}, false});
+    resp.changes.push_back(RowChange{"need", "n9", {}, true});
     resp.cursor = "17";
     resp.more = true;
 
@@ -75,8 +76,13 @@ TEST_CASE("Sync responses round-trip through JSON", "[sync][codec]") {
     CHECK(back->push->rejected[0].code == ErrorCode::Sealed);
     REQUIRE(back->push->rejected[0].current);
     CHECK(back->push->rejected[0].current->at("status").value == "submitted");
-    REQUIRE(back->changes.size() == 1);
+    REQUIRE(back->changes.size() == 2);
     CHECK(back->changes[0].fields.at("name").version == Version{3, 4});
+    CHECK_FALSE(back->changes[0].gone);
+    CHECK(back->changes[1].gone);
+    CHECK(back->changes[1].row_id == "n9");
+    CHECK(back->changes[1].fields.empty());
+    CHECK(encode_sync_response(*back).find(R"({"gone":true,"id":"n9","t":"need"})") != std::string::npos);
 }
 
 TEST_CASE("Malformed sync requests get a clear error, never a crash", "[sync][codec]") {
@@ -153,4 +159,19 @@ TEST_CASE("A rejection whose message is not a string decodes without throwing", 
     REQUIRE(r->push->rejected.size() == 1);
     CHECK(r->push->rejected[0].code == ErrorCode::Sealed);
     CHECK(r->push->rejected[0].message.empty());
+}
+
+TEST_CASE("A pulled change is either fields or gone, never half of each", "[sync][codec]") {
+    auto body = [](const std::string& change) {
+        return R"({"protocol":1,"server_clock":"0000000000000001","cursor":"1","more":false,"changes":[)" + change + "]}";
+    };
+    CHECK(decode_sync_response(body(R"({"t":"need","id":"n1","gone":true})")).ok());
+    for (const char* bad : {R"({"t":"need","id":"n1"})", R"({"t":"need","id":"n1","gone":false})",
+                            R"({"t":"need","id":"n1","gone":1})", R"({"t":"need","id":"n1","gone":true,"f":{}})",
+                            R"({"t":"need","gone":true})"}) {
+        INFO(bad);
+        auto r = decode_sync_response(body(bad));
+        REQUIRE_FALSE(r.ok());
+        CHECK(r.status().code() == ErrorCode::BadRequest);
+    }
 }

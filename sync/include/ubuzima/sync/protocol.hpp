@@ -92,6 +92,9 @@ struct RowChange {
     std::string table;
     std::string row_id;
     std::map<std::string, VersionedValue> fields;
+    /// The row moved to a facility the device's user does not see: the device drops its copy
+    /// (wire: {"t", "id", "gone": true}, no "f").
+    bool gone = false;
 };
 
 struct SyncResponse {
