@@ -51,16 +51,16 @@ Result<AuthUser> AuthService::create_user(const std::string& username, const std
     return to_auth_user(user);
 }
 
-Result<TokenGrant> AuthService::issue(const UserRecord& user, const std::string& device_id) {
+Result<TokenGrant> AuthService::issue(const UserRecord& user, const std::string& device_id, const std::string& parent) {
     auto access = random_hex(kTokenBytes);
     auto refresh_tok = random_hex(kTokenBytes);
     if (!access.ok()) return access.status();
     if (!refresh_tok.ok()) return refresh_tok.status();
     const std::int64_t now = m_options.wall();
     UBUZIMA_TRY(m_store.put_token(sha256_hex(*access),
-                                  TokenRecord{"access", user.id, device_id, now + m_options.access_ttl_s * 1000}));
+                                  TokenRecord{"access", user.id, device_id, now + m_options.access_ttl_s * 1000, parent}));
     UBUZIMA_TRY(m_store.put_token(sha256_hex(*refresh_tok),
-                                  TokenRecord{"refresh", user.id, device_id, now + m_options.refresh_ttl_s * 1000}));
+                                  TokenRecord{"refresh", user.id, device_id, now + m_options.refresh_ttl_s * 1000, parent}));
     return TokenGrant{*access, *refresh_tok, m_options.access_ttl_s, to_auth_user(user)};
 }
 
@@ -81,21 +81,38 @@ Result<TokenGrant> AuthService::login(const std::string& username, const std::st
     // answered "unknown" (401 unauthorized) instead of token_expired, and a device offline past
     // the access TTL would never refresh and stay locked out of sync (found by tests/sim).
     UBUZIMA_TRY(m_store.purge_expired_tokens(m_options.wall() - m_options.refresh_ttl_s * 1000));
-    return issue(**user, device_id);
+    return issue(**user, device_id, "");
 }
 
 Result<TokenGrant> AuthService::refresh(const std::string& refresh_token, const std::string& device_id) {
-    auto token = m_store.take_token(sha256_hex(refresh_token));
+    // Serialised: two racing exchanges of one token must not both win.
+    std::lock_guard<std::mutex> lock(m_refresh_mutex);
+    const std::string hash = sha256_hex(refresh_token);
+    auto token = m_store.find_token(hash);
     if (!token.ok()) return token.status();
-    if (!*token || (*token)->kind != "refresh") return Status(ErrorCode::Unauthorized, "unknown or revoked refresh token");
-    // A refresh token presented by another device is treated as stolen: it is already revoked.
-    if ((*token)->device_id != device_id)
+    if (!*token || ((*token)->kind != "refresh" && (*token)->kind != "rotated"))
+        return Status(ErrorCode::Unauthorized, "unknown or revoked refresh token");
+    const TokenRecord& t = **token;
+    // A refresh token presented by another device is treated as stolen: it and its grant go.
+    if (t.device_id != device_id) {
+        UBUZIMA_TRY(m_store.delete_token_children(hash));
+        UBUZIMA_TRY(m_store.delete_token(hash));
         return Status(ErrorCode::Unauthorized, "refresh token belongs to another device");
-    if ((*token)->expires_at_ms <= m_options.wall()) return Status(ErrorCode::TokenExpired, "refresh token expired");
-    auto user = m_store.find_user_by_id((*token)->user_id);
+    }
+    if (t.expires_at_ms <= m_options.wall()) return Status(ErrorCode::TokenExpired, "refresh token expired");
+    auto user = m_store.find_user_by_id(t.user_id);
     if (!user.ok()) return user.status();
     if (!*user) return Status(ErrorCode::Unauthorized, "user no longer exists");
-    return issue(**user, device_id);
+    // Rotation that survives a lost answer: an exchanged token stays usable ("rotated") until the
+    // device uses what it got for it. Presented again, it means the answer never arrived: that
+    // grant is revoked and a new one issued. Using the new refresh token retires the old one.
+    if (t.kind == "rotated") {
+        UBUZIMA_TRY(m_store.delete_token_children(hash));
+    } else {
+        if (!t.parent.empty()) UBUZIMA_TRY(m_store.delete_token(t.parent));
+        UBUZIMA_TRY(m_store.set_token_kind(hash, "rotated"));
+    }
+    return issue(**user, device_id, hash);
 }
 
 Result<AuthUser> AuthService::authenticate(const std::string& authorization) const {

@@ -2,6 +2,7 @@
 // Users, roles, login with rotating refresh tokens, and bearer-token authentication.
 #pragma once
 
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -43,8 +44,10 @@ public:
     Status bootstrap_admin();
     /// InvalidCredentials for an unknown user or a wrong password (indistinguishable on purpose).
     Result<TokenGrant> login(const std::string& username, const std::string& password, const std::string& device_id);
-    /// Rotates the refresh token: the old one stops working. Unauthorized when unknown, revoked,
-    /// or presented by another device; TokenExpired when too old.
+    /// Exchanges a refresh token for a new grant. The old token keeps working until the new
+    /// refresh token is used, so a lost answer does not log the device out; presenting it again
+    /// revokes the grant whose answer was lost. Unauthorized when unknown, revoked, or presented
+    /// by another device (which revokes it); TokenExpired when too old.
     Result<TokenGrant> refresh(const std::string& refresh_token, const std::string& device_id);
     /// Checks an `Authorization: Bearer <access token>` header value.
     Result<AuthUser> authenticate(const std::string& authorization) const;
@@ -53,10 +56,12 @@ public:
                                  const std::vector<std::string>& facilities);
 
 private:
-    Result<TokenGrant> issue(const UserRecord& user, const std::string& device_id);
+    Result<TokenGrant> issue(const UserRecord& user, const std::string& device_id, const std::string& parent);
 
     Store& m_store;
     const ServerOptions& m_options;
+    /// One process serves a store; a multi-process backend needs this step in one transaction.
+    std::mutex m_refresh_mutex;
 };
 
 }  // namespace ubuzima::server

@@ -20,7 +20,8 @@ CREATE TABLE IF NOT EXISTS srv_users (id TEXT PRIMARY KEY NOT NULL, username TEX
     password_hash TEXT NOT NULL, role TEXT NOT NULL, facilities TEXT NOT NULL DEFAULT '[]',
     created_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS srv_tokens (hash TEXT PRIMARY KEY NOT NULL, kind TEXT NOT NULL,
-    user_id TEXT NOT NULL, device_id TEXT NOT NULL, expires_at INTEGER NOT NULL);
+    user_id TEXT NOT NULL, device_id TEXT NOT NULL, expires_at INTEGER NOT NULL,
+    parent TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS srv_batches (user_id TEXT NOT NULL, batch_id TEXT NOT NULL,
     result_json TEXT NOT NULL, PRIMARY KEY (user_id, batch_id));
 CREATE TABLE IF NOT EXISTS srv_conflicts (id INTEGER PRIMARY KEY, tbl TEXT NOT NULL, row_id TEXT NOT NULL,
@@ -30,21 +31,30 @@ CREATE TABLE IF NOT EXISTS srv_conflicts (id INTEGER PRIMARY KEY, tbl TEXT NOT N
 CREATE INDEX IF NOT EXISTS srv_conflicts_status ON srv_conflicts (status, id);
 )SQL";
 
-// One live entry per row, one exit entry per row and facility it left (see FeedEntry). A store
-// created before exits existed gets the column and loses its whole-row unique index.
-constexpr const char* kFeedIndexesSql = R"SQL(
+// Upgrades a store made by an earlier release in place. One live feed entry per row, one exit
+// entry per row and facility it left (see FeedEntry): the old whole-row unique index goes.
+// Tokens remember the refresh token they were exchanged for (see AuthService::refresh).
+constexpr const char* kUpgradedIndexesSql = R"SQL(
 DROP INDEX IF EXISTS srv_feed_row;
 CREATE UNIQUE INDEX IF NOT EXISTS srv_feed_live ON srv_feed (tbl, row_id) WHERE gone = 0;
 CREATE UNIQUE INDEX IF NOT EXISTS srv_feed_exit ON srv_feed (tbl, row_id, scope) WHERE gone = 1;
+CREATE INDEX IF NOT EXISTS srv_tokens_parent ON srv_tokens (parent) WHERE parent != '';
 )SQL";
 
-Status add_feed_exits(sql::Database& db) {
-    bool has_gone = false;
-    auto cols = db.prepare("PRAGMA table_info(srv_feed)");
+Status add_column_if_missing(sql::Database& db, const std::string& table, const std::string& column,
+                             const std::string& declaration) {
+    bool present = false;
+    auto cols = db.prepare("PRAGMA table_info(" + table + ")");
     if (!cols.ok()) return cols.status();
-    UBUZIMA_TRY(cols->each([&](const sql::Statement& c) { has_gone |= c.column_text(1) == "gone"; }));
-    if (!has_gone) UBUZIMA_TRY(db.exec("ALTER TABLE srv_feed ADD COLUMN gone INTEGER NOT NULL DEFAULT 0"));
-    return db.exec(kFeedIndexesSql);
+    UBUZIMA_TRY(cols->each([&](const sql::Statement& c) { present |= c.column_text(1) == column; }));
+    if (present) return {};
+    return db.exec("ALTER TABLE " + table + " ADD COLUMN " + column + " " + declaration);
+}
+
+Status upgrade_bookkeeping(sql::Database& db) {
+    UBUZIMA_TRY(add_column_if_missing(db, "srv_feed", "gone", "INTEGER NOT NULL DEFAULT 0"));
+    UBUZIMA_TRY(add_column_if_missing(db, "srv_tokens", "parent", "TEXT NOT NULL DEFAULT ''"));
+    return db.exec(kUpgradedIndexesSql);
 }
 
 Result<std::optional<std::string>> meta_get(sql::Database& db, const std::string& key) {
@@ -99,7 +109,7 @@ Status SqliteStore::init(sync::NodeId new_node) {
     auto tx = sql::Transaction::begin(m_db);
     if (!tx.ok()) return tx.status();
     UBUZIMA_TRY(m_db.exec(kBookkeepingSql));
-    UBUZIMA_TRY(add_feed_exits(m_db));
+    UBUZIMA_TRY(upgrade_bookkeeping(m_db));
     UBUZIMA_TRY(sql::ensure_tables(m_db, schema::Schema::builtin(), server_extra_columns()));
     for (const schema::TableDef& t : schema::Schema::builtin().tables()) m_tables.emplace(t.name, make_table_sql(t));
 
@@ -204,8 +214,8 @@ Result<std::optional<UserRecord>> SqliteStore::find_user_by_id(const std::string
 
 Status SqliteStore::put_token(const std::string& token_hash, const TokenRecord& token) {
     std::lock_guard<std::mutex> lock(m_mutex);
-    auto st = m_db.cached("INSERT OR REPLACE INTO srv_tokens (hash, kind, user_id, device_id, expires_at) "
-                          "VALUES (?,?,?,?,?)");
+    auto st = m_db.cached("INSERT OR REPLACE INTO srv_tokens (hash, kind, user_id, device_id, expires_at, parent) "
+                          "VALUES (?,?,?,?,?,?)");
     if (!st.ok()) return st.status();
     return (*st)
         ->bind(1, token_hash)
@@ -213,12 +223,13 @@ Status SqliteStore::put_token(const std::string& token_hash, const TokenRecord& 
         .bind(3, token.user_id)
         .bind(4, token.device_id)
         .bind(5, token.expires_at_ms)
+        .bind(6, token.parent)
         .run();
 }
 
 Result<std::optional<TokenRecord>> SqliteStore::find_token(const std::string& token_hash) {
     std::lock_guard<std::mutex> lock(m_mutex);
-    auto st = m_db.cached("SELECT kind, user_id, device_id, expires_at FROM srv_tokens WHERE hash = ?");
+    auto st = m_db.cached("SELECT kind, user_id, device_id, expires_at, parent FROM srv_tokens WHERE hash = ?");
     if (!st.ok()) return st.status();
     (*st)->bind(1, token_hash);
     auto row = (*st)->step();
@@ -226,22 +237,31 @@ Result<std::optional<TokenRecord>> SqliteStore::find_token(const std::string& to
     std::optional<TokenRecord> out;
     if (*row) {
         sql::Statement& s = **st;
-        out = TokenRecord{s.column_text(0), s.column_text(1), s.column_text(2), s.column_int(3)};
+        out = TokenRecord{s.column_text(0), s.column_text(1), s.column_text(2), s.column_int(3), s.column_text(4)};
     }
     (*st)->reset();
     return out;
 }
 
-Result<std::optional<TokenRecord>> SqliteStore::take_token(const std::string& token_hash) {
-    auto found = find_token(token_hash);
-    if (!found.ok() || !*found) return found;
+Status SqliteStore::set_token_kind(const std::string& token_hash, const std::string& kind) {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    auto st = m_db.cached("UPDATE srv_tokens SET kind = ? WHERE hash = ?");
+    if (!st.ok()) return st.status();
+    return (*st)->bind(1, kind).bind(2, token_hash).run();
+}
+
+Status SqliteStore::delete_token(const std::string& token_hash) {
     std::lock_guard<std::mutex> lock(m_mutex);
     auto st = m_db.cached("DELETE FROM srv_tokens WHERE hash = ?");
     if (!st.ok()) return st.status();
-    UBUZIMA_TRY((*st)->bind(1, token_hash).run());
-    // Two racing refreshes both found the token; only the one that deleted it wins.
-    if (m_db.changes() == 0) return std::optional<TokenRecord>();
-    return found;
+    return (*st)->bind(1, token_hash).run();
+}
+
+Status SqliteStore::delete_token_children(const std::string& parent_hash) {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    auto st = m_db.cached("DELETE FROM srv_tokens WHERE parent = ? AND parent != ''");
+    if (!st.ok()) return st.status();
+    return (*st)->bind(1, parent_hash).run();
 }
 
 Status SqliteStore::purge_expired_tokens(std::int64_t now_ms) {

@@ -40,7 +40,9 @@ public:
 
     Status put_token(const std::string& token_hash, const TokenRecord& token) override;
     Result<std::optional<TokenRecord>> find_token(const std::string& token_hash) override;
-    Result<std::optional<TokenRecord>> take_token(const std::string& token_hash) override;
+    Status set_token_kind(const std::string& token_hash, const std::string& kind) override;
+    Status delete_token(const std::string& token_hash) override;
+    Status delete_token_children(const std::string& parent_hash) override;
     Status purge_expired_tokens(std::int64_t now_ms) override;
 
     Result<std::vector<ConflictRecord>> list_conflicts(const std::string& status) override;

@@ -50,10 +50,13 @@ struct UserRecord {
 };
 
 struct TokenRecord {
-    std::string kind;  ///< "access" or "refresh"
+    /// "access", "refresh", or "rotated": a refresh token already exchanged, kept until the
+    /// device shows it received the exchange (see AuthService::refresh).
+    std::string kind;
     std::string user_id;
     std::string device_id;
     std::int64_t expires_at_ms = 0;
+    std::string parent;  ///< hash of the refresh token this grant was exchanged for; "" after a login
 };
 
 struct ConflictRecord {
@@ -130,8 +133,10 @@ public:
     /// Tokens are keyed by their SHA-256 (hex); the store never sees a token itself.
     virtual Status put_token(const std::string& token_hash, const TokenRecord& token) = 0;
     virtual Result<std::optional<TokenRecord>> find_token(const std::string& token_hash) = 0;
-    /// Finds and deletes in one step, so a refresh token can be rotated only once.
-    virtual Result<std::optional<TokenRecord>> take_token(const std::string& token_hash) = 0;
+    virtual Status set_token_kind(const std::string& token_hash, const std::string& kind) = 0;
+    virtual Status delete_token(const std::string& token_hash) = 0;
+    /// Deletes every token whose parent is `parent_hash` (one grant).
+    virtual Status delete_token_children(const std::string& parent_hash) = 0;
     virtual Status purge_expired_tokens(std::int64_t now_ms) = 0;
 
     /// status: "open", "resolved" or "" for all; oldest first.

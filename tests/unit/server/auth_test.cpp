@@ -82,9 +82,42 @@ TEST_CASE("refresh rotates the refresh token and is bound to the device", "[serv
     CHECK(rotated.body["refresh_token"] != refresh2);
     CHECK(rotated.body["user"]["username"] == "admin");
     CHECK(s.sync(rotated.body["access_token"], 1).status == 200);
-    Reply reuse = s.post("/v1/auth/refresh", {{"refresh_token", refresh2}, {"device_id", "tablet-7"}});
+}
+
+TEST_CASE("a refresh whose answer was lost can be repeated; using the new token retires the old", "[server][auth]") {
+    TestServer s;
+    auto refresh = [&](const json& token) {
+        return s.post("/v1/auth/refresh", {{"refresh_token", token}, {"device_id", "tablet-7"}});
+    };
+    Reply login = s.login_reply("admin", TestServer::kAdminPassword, "tablet-7");
+    const json r0 = login.body["refresh_token"];
+
+    Reply lost = refresh(r0);  // the device never receives this answer
+    REQUIRE(lost.status == 200);
+    Reply again = refresh(r0);  // so it presents the same token again: not logged out
+    REQUIRE(again.status == 200);
+    CHECK(again.body["refresh_token"] != lost.body["refresh_token"]);
+    // The grant nobody received is revoked: at most one grant per exchange stays alive.
+    CHECK(s.sync(lost.body["access_token"], 1).status == 401);
+    CHECK(refresh(lost.body["refresh_token"]).status == 401);
+    CHECK(s.sync(again.body["access_token"], 1).status == 200);
+
+    // The device uses what it got: r0 is retired for good.
+    Reply next = refresh(again.body["refresh_token"]);
+    REQUIRE(next.status == 200);
+    Reply reuse = refresh(r0);
     CHECK(reuse.status == 401);
     CHECK(reuse.body["error"]["code"] == "unauthorized");
+    CHECK(s.sync(next.body["access_token"], 1).status == 200);
+    // The token it just exchanged may still be repeated (this answer may be lost too) ...
+    Reply repeat = refresh(again.body["refresh_token"]);
+    REQUIRE(repeat.status == 200);
+    CHECK(s.sync(next.body["access_token"], 1).status == 401);
+    // ... but not from another device, which revokes it and its grant.
+    CHECK(s.post("/v1/auth/refresh", {{"refresh_token", again.body["refresh_token"]}, {"device_id", "thief"}}).status ==
+          401);
+    CHECK(refresh(again.body["refresh_token"]).status == 401);
+    CHECK(s.sync(repeat.body["access_token"], 1).status == 401);
 }
 
 TEST_CASE("admins create users; others are forbidden; bad input is refused", "[server][auth]") {
