@@ -182,7 +182,7 @@ Result<Database> Database::open(const std::string& path, const OpenOptions& opti
     Database db;
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
     if (options.create) flags |= SQLITE_OPEN_CREATE;
-    const int rc = sqlite3_open_v2(path.c_str(), &db.m_db, flags, nullptr);
+    const int rc = sqlite3_open_v2(path.c_str(), &db.m_db, flags, options.vfs.empty() ? nullptr : options.vfs.c_str());
     if (rc != SQLITE_OK) return status_from_sqlite(rc, db.m_db, "open " + path);
     sqlite3_extended_result_codes(db.m_db, 1);
     sqlite3_busy_timeout(db.m_db, options.busy_timeout_ms);

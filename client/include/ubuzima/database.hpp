@@ -71,6 +71,9 @@ struct DatabaseOptions {
     /// Node id given to a NEW database file; 0 = random (the normal case). Deterministic
     /// simulations inject one. An existing file keeps the id it was created with.
     sync::NodeId node_id = 0;
+    /// Name of a SQLite VFS registered by the application (e.g. encrypted storage); empty = the
+    /// platform default. Tests use one that simulates power loss.
+    std::string vfs;
     SyncOptions sync;
 };
 

@@ -72,6 +72,7 @@ Result<std::unique_ptr<Store>> Store::open(const DatabaseOptions& options) {
     const schema::Schema* schema = options.schema ? options.schema : &schema::Schema::builtin();
     sql::OpenOptions open_options;
     open_options.synchronous = options.durability == Durability::Full ? "FULL" : "NORMAL";
+    open_options.vfs = options.vfs;
     auto db = sql::Database::open(options.path, open_options);
     if (!db.ok()) return db.status();
 

@@ -94,10 +94,12 @@ const std::vector<std::string>& server_extra_columns() {
     return cols;
 }
 
-Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, sync::NodeId new_node) {
+Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, sync::NodeId new_node,
+                                                       const std::string& vfs) {
     std::unique_ptr<SqliteStore> store(new SqliteStore());
     sql::OpenOptions options;
     options.synchronous = "FULL";  // a push we acknowledged must survive power loss
+    options.vfs = vfs;
     auto db = sql::Database::open(path, options);
     if (!db.ok()) return db.status();
     store->m_db = std::move(*db);

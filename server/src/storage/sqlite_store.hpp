@@ -26,7 +26,9 @@ class SqliteStore final : public Store {
 public:
     /// Opens (creating if needed) the database file and its tables. A new store gets node id
     /// `new_node` (0 = random; deterministic simulations inject one); an existing one keeps its own.
-    static Result<std::unique_ptr<SqliteStore>> open(const std::string& path, sync::NodeId new_node = 0);
+    /// `vfs`: a registered SQLite VFS name, empty = the default (tests simulate power loss with one).
+    static Result<std::unique_ptr<SqliteStore>> open(const std::string& path, sync::NodeId new_node = 0,
+                                                     const std::string& vfs = "");
 
     Status read(const std::function<Status(ReadTxn&)>& fn) override;
     Status write(const std::function<Status(WriteTxn&)>& fn) override;

@@ -88,6 +88,8 @@ struct OpenOptions {
     int busy_timeout_ms = 5000;
     /// "FULL" makes every committed transaction survive power loss (see docs/ARCHITECTURE.md).
     std::string synchronous = "FULL";
+    /// Name of a registered SQLite VFS; empty = the default one.
+    std::string vfs;
 };
 
 /// One SQLite connection in WAL mode. Not thread-safe: the owner serialises access.
