@@ -6,6 +6,7 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <stdexcept>
@@ -38,39 +39,36 @@ int shim_read(sqlite3_file* f, void* buf, int amt, sqlite3_int64 off) {
     return real_of(f)->pMethods->xRead(real_of(f), buf, amt, off);
 }
 
-int shim_write(sqlite3_file* f, const void* buf, int amt, sqlite3_int64 off) {
-    ShimFile* s = shim_of(f);
-    if (!s->owner->power_on()) return SQLITE_IOERR_WRITE;
+/// Records what the operation about to change [offset, offset + length) will overwrite: the
+/// bytes there now (those past the end of the file do not exist yet) and the file's size.
+int remember(ShimFile* s, bool truncate, sqlite3_int64 offset, sqlite3_int64 length) {
+    PowerLossVfs::Undo undo;
+    undo.truncate = truncate;
+    undo.offset = offset;
     sqlite3_int64 size = 0;
     if (int rc = s->real->pMethods->xFileSize(s->real, &size); rc != SQLITE_OK) return rc;
-    PowerLossVfs::Undo undo;
-    undo.offset = off;
     undo.old_size = size;
-    if (off < size) {
-        const auto n = static_cast<std::size_t>(std::min<sqlite3_int64>(amt, size - off));
-        undo.old_bytes.resize(n);
-        const int rc = s->real->pMethods->xRead(s->real, undo.old_bytes.data(), static_cast<int>(n), off);
+    if (offset < size) {
+        const sqlite3_int64 n = std::min<sqlite3_int64>(length, size - offset);
+        undo.old_bytes.resize(static_cast<std::size_t>(n));
+        const int rc = s->real->pMethods->xRead(s->real, undo.old_bytes.data(), static_cast<int>(n), offset);
         if (rc != SQLITE_OK && rc != SQLITE_IOERR_SHORT_READ) return rc;
     }
     if (s->path) s->owner->record(s->path, std::move(undo));
+    return SQLITE_OK;
+}
+
+int shim_write(sqlite3_file* f, const void* buf, int amt, sqlite3_int64 off) {
+    ShimFile* s = shim_of(f);
+    if (!s->owner->power_on()) return SQLITE_IOERR_WRITE;
+    if (int rc = remember(s, false, off, amt); rc != SQLITE_OK) return rc;
     return s->real->pMethods->xWrite(s->real, buf, amt, off);
 }
 
 int shim_truncate(sqlite3_file* f, sqlite3_int64 size) {
     ShimFile* s = shim_of(f);
     if (!s->owner->power_on()) return SQLITE_IOERR_TRUNCATE;
-    sqlite3_int64 old = 0;
-    if (int rc = s->real->pMethods->xFileSize(s->real, &old); rc != SQLITE_OK) return rc;
-    PowerLossVfs::Undo undo;
-    undo.truncate = true;
-    undo.offset = size;
-    undo.old_size = old;
-    if (size < old) {
-        undo.old_bytes.resize(static_cast<std::size_t>(old - size));
-        const int rc = s->real->pMethods->xRead(s->real, undo.old_bytes.data(), static_cast<int>(old - size), size);
-        if (rc != SQLITE_OK && rc != SQLITE_IOERR_SHORT_READ) return rc;
-    }
-    if (s->path) s->owner->record(s->path, std::move(undo));
+    if (int rc = remember(s, true, size, INT32_MAX); rc != SQLITE_OK) return rc;
     return s->real->pMethods->xTruncate(s->real, size);
 }
 
