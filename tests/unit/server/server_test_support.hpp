@@ -27,6 +27,17 @@ struct Reply {
     HttpResponse raw;
 };
 
+/// A pulled change with its shared-version fields ("v" + "d") folded into "f" as
+/// [value, version], so tests read every field the same way.
+inline json expand_row(json c) {
+    if (!c.is_object() || !c.contains("d")) return c;
+    if (!c.contains("f")) c["f"] = json::object();
+    for (auto it = c["d"].begin(); it != c["d"].end(); ++it) c["f"][it.key()] = json::array({it.value(), c["v"]});
+    c.erase("d");
+    c.erase("v");
+    return c;
+}
+
 class TestServer {
 public:
     static constexpr const char* kAdminPassword = "admin-password";
@@ -134,13 +145,13 @@ public:
                             {"changes", changes}};
         return post("/v1/sync", req, token);
     }
-    /// Pulls every page; returns all changes and leaves the final cursor in `cursor`.
+    /// Pulls every page; returns all changes (expanded) and leaves the final cursor in `cursor`.
     json pull_all(const std::string& token, std::uint64_t node, json& cursor, int limit = 1000) {
         json all = json::array();
         for (int guard = 0; guard < 10000; ++guard) {
             Reply r = sync(token, node, nullptr, "", cursor, limit);
             if (r.status != 200) throw std::runtime_error("pull failed: " + r.raw.body);
-            for (const json& c : r.body["changes"]) all.push_back(c);
+            for (const json& c : r.body["changes"]) all.push_back(expand_row(c));
             cursor = r.body["cursor"];
             if (!r.body["more"].get<bool>()) break;
         }
@@ -170,10 +181,10 @@ inline json need_fields(const std::string& facility, const std::string& title = 
             {"description", "Staff need training"}, {"priority", "high"}, {"status", "identified"}};
 }
 
-/// Finds the pulled change of one row, or null.
+/// Finds the pulled change of one row (expanded), or null.
 inline json find_row(const json& changes, const std::string& table, const std::string& id) {
     for (const json& c : changes)
-        if (c["t"] == table && c["id"] == id) return c;
+        if (c["t"] == table && c["id"] == id) return expand_row(c);
     return nullptr;
 }
 

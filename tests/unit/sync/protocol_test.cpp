@@ -6,6 +6,8 @@
 
 using namespace ubuzima;
 using namespace ubuzima::sync;
+using namespace std::string_literals;
+using nlohmann::json;
 
 namespace {
 SyncRequest sample_request() {
@@ -167,8 +169,63 @@ TEST_CASE("A pulled change is either fields or gone, never half of each", "[sync
     };
     CHECK(decode_sync_response(body(R"({"t":"need","id":"n1","gone":true})")).ok());
     for (const char* bad : {R"({"t":"need","id":"n1"})", R"({"t":"need","id":"n1","gone":false})",
+                            R"({"t":"need","id":"n1","gone":true,"d":{}})",
                             R"({"t":"need","id":"n1","gone":1})", R"({"t":"need","id":"n1","gone":true,"f":{}})",
                             R"({"t":"need","gone":true})"}) {
+        INFO(bad);
+        auto r = decode_sync_response(body(bad));
+        REQUIRE_FALSE(r.ok());
+        CHECK(r.status().code() == ErrorCode::BadRequest);
+    }
+}
+
+TEST_CASE("A pulled row sends its common version once", "[sync][codec]") {
+    SyncResponse resp;
+    resp.server_clock = 9;
+    resp.cursor = "3";
+    const Version common{sync::make_hlc(1'700'000'000'000, 0), 0xabc}, other{sync::make_hlc(1'700'000'100'000, 0), 0xdef};
+    resp.changes.push_back(RowChange{"need", "n1",
+                                     {{"title", {"Mentoring", common}},
+                                      {"priority", {"high", common}},
+                                      {"facility_id", {"fac-butaro", common}},
+                                      {"status", {"validated", other}},
+                                      {"description", {"kept", common, other}}},
+                                     false});
+    resp.changes.push_back(RowChange{"need", "n2", {{"title", {"Alone", other}}}, false});
+    const std::string wire = encode_sync_response(resp);
+    const json j = json::parse(wire);
+    const json& row = j["changes"][0];
+    CHECK(row["v"] == common.to_string());
+    CHECK(row["d"] == json{{"title", "Mentoring"}, {"priority", "high"}, {"facility_id", "fac-butaro"}});
+    CHECK(row["f"]["status"] == json::array({"validated", other.to_string()}));
+    CHECK(row["f"]["description"] == json::array({"kept", common.to_string(), other.to_string()}));
+    CHECK_FALSE(j["changes"][1].contains("v"));  // one field: nothing to share
+    std::size_t mentions = 0;  // "v", and the entry whose value overwrote another
+    for (auto at = wire.find(common.to_string()); at != std::string::npos; at = wire.find(common.to_string(), at + 1))
+        ++mentions;
+    CHECK(mentions == 2);
+
+    auto back = decode_sync_response(wire);
+    REQUIRE(back.ok());
+    REQUIRE(back->changes.size() == 2);
+    const auto& f = back->changes[0].fields;
+    REQUIRE(f.size() == 5);
+    CHECK(f.at("title").value == "Mentoring");
+    CHECK(f.at("title").version == common);
+    CHECK(f.at("title").overwrote.is_null());
+    CHECK(f.at("status").version == other);
+    CHECK(f.at("description").overwrote == other);
+    CHECK(back->changes[1].fields.at("title").version == other);
+
+    auto body = [](const std::string& change) {
+        return R"({"protocol":1,"server_clock":"0000000000000001","cursor":"1","more":false,"changes":[)" + change + "]}";
+    };
+    const std::string v = common.to_string();
+    for (const std::string& bad : {R"({"t":"need","id":"n1","d":{"title":"x"}})"s,
+                                   R"({"t":"need","id":"n1","v":")" + v + R"("})",
+                                   R"({"t":"need","id":"n1","v":")" + v + R"(","d":[1]})",
+                                   R"({"t":"need","id":"n1","v":"nope","d":{"title":"x"}})"s,
+                                   R"({"t":"need","id":"n1","v":")" + v + R"(","d":{"title":"x"},"f":{"title":["y",")" + v + R"("]}})"}) {
         INFO(bad);
         auto r = decode_sync_response(body(bad));
         REQUIRE_FALSE(r.ok());
