@@ -143,6 +143,18 @@ UBUZIMA_API ubuzima_status ubuzima_db_query(ubuzima_db* db, const char* table, c
 UBUZIMA_API ubuzima_status ubuzima_db_login(ubuzima_db* db, const char* server_url, const char* username,
                                             const char* password, ubuzima_error* err);
 
+/** Configures sync from a JSON object; keys left out keep their defaults:
+      {"server_url": "https://…",                  (default: the URL of the last login)
+       "connect_timeout_ms": 10000, "timeout_ms": 60000,
+       "batch_size": 500, "page_limit": 1000, "max_round_trips": 1000,
+       "retry": {"max_attempts": 5, "initial_backoff_ms": 500, "max_backoff_ms": 30000,
+                 "jitter": 0.5}}
+    Every call starts again from the defaults. Not while a ubuzima_db_sync() of this db runs on
+    another thread (the next sync uses the new options).
+    @return UBUZIMA_OK, INVALID_JSON, INVALID_ARGUMENT (an unknown key, a wrong type or a value
+            out of range, named in err; nothing is changed then) */
+UBUZIMA_API ubuzima_status ubuzima_db_configure_sync(ubuzima_db* db, const char* options_json, ubuzima_error* err);
+
 /** Pushes pending changes and pulls remote ones until both are done. Blocks; call it from a
     background thread. Local reads and writes from other threads proceed meanwhile.
     @param out receives the report; may be NULL

@@ -107,6 +107,19 @@ int main(void) {
     CHECK_OK(ubuzima_db_pending(a, &pending, &err));
     CHECK(pending == 1);
 
+    /* A phone app tunes sync for a slow link; a mistake is refused by name and changes nothing. */
+    CHECK(ubuzima_db_configure_sync(a, "{\"batch_size\": 0}", &err) == UBUZIMA_INVALID_ARGUMENT);
+    CHECK(strstr(err.message, "batch_size") != NULL);
+    CHECK(ubuzima_db_configure_sync(a, "{\"retry\": {\"tries\": 2}}", &err) == UBUZIMA_INVALID_ARGUMENT);
+    CHECK(strstr(err.message, "retry.tries") != NULL);
+    CHECK(ubuzima_db_configure_sync(a, "not json", &err) == UBUZIMA_INVALID_JSON);
+    CHECK(ubuzima_db_configure_sync(a, NULL, &err) == UBUZIMA_INVALID_ARGUMENT);
+    CHECK_OK(ubuzima_db_configure_sync(a,
+                                       "{\"connect_timeout_ms\": 5000, \"timeout_ms\": 20000, \"batch_size\": 1, "
+                                       "\"page_limit\": 50, \"retry\": {\"max_attempts\": 2, "
+                                       "\"initial_backoff_ms\": 10, \"max_backoff_ms\": 100}}",
+                                       &err));
+
     /* Link appears: both devices log in and sync. */
     CHECK_OK(ubuzima_db_login(a, url, "admin", "c-api-secret", &err));
     CHECK_OK(ubuzima_db_login(b, url, "admin", "c-api-secret", &err));
@@ -116,8 +129,11 @@ int main(void) {
     CHECK(report.pushed == 1);
     CHECK_OK(ubuzima_db_pending(a, &pending, &err));
     CHECK(pending == 0);
+    CHECK_OK(ubuzima_db_configure_sync(b, "{\"page_limit\": 40}", &err));
     CHECK_OK(ubuzima_db_sync(b, &report, &err));
     CHECK(report.pulled >= 1);
+    CHECK(report.round_trips > 2); /* 121 reference rows and the need, 40 per page */
+    CHECK(report.removed == 0);
 
     char* json = NULL;
     CHECK_OK(ubuzima_db_get(b, "need", id ? id : "", &json, &err));

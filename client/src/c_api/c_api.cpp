@@ -7,6 +7,7 @@
 #include <new>
 #include <string>
 
+#include "c_api/sync_options_json.hpp"
 #include "ubuzima/database.hpp"
 
 struct ubuzima_db {
@@ -224,6 +225,17 @@ UBUZIMA_API ubuzima_status ubuzima_db_login(ubuzima_db* db, const char* server_u
         if (!username) return missing("username");
         if (!password) return missing("password");
         return db->db.login(server_url, username, password);
+    });
+}
+
+UBUZIMA_API ubuzima_status ubuzima_db_configure_sync(ubuzima_db* db, const char* options_json, ubuzima_error* err) {
+    return c_api_guard(err, [&]() -> Status {
+        if (!db) return missing("db");
+        if (!options_json) return missing("options_json");
+        auto options = ubuzima::detail::sync_options_from_json(options_json, ubuzima::SyncOptions{});
+        if (!options.ok()) return options.status();
+        db->db.set_sync_options(std::move(*options));
+        return {};
     });
 }
 
