@@ -67,7 +67,8 @@ typedef enum ubuzima_status {
     UBUZIMA_NETWORK = 40,
     UBUZIMA_TIMEOUT = 41,
     UBUZIMA_NOT_LOGGED_IN = 42,
-    UBUZIMA_INVALID_ARGUMENT = 43
+    UBUZIMA_INVALID_ARGUMENT = 43,
+    UBUZIMA_CANCELLED = 44
 } ubuzima_status;
 
 /** Error details. Plain data, no allocation; one per call site, so it is thread-safe. */
@@ -160,6 +161,18 @@ UBUZIMA_API ubuzima_status ubuzima_db_configure_sync(ubuzima_db* db, const char*
     @param out receives the report; may be NULL
     @return UBUZIMA_OK, NOT_LOGGED_IN, UNAUTHORIZED, NETWORK, TIMEOUT, server error codes */
 UBUZIMA_API ubuzima_status ubuzima_db_sync(ubuzima_db* db, ubuzima_sync_report* out, ubuzima_error* err);
+
+/** Told after every round trip of ubuzima_db_sync_progress(): the report so far, the local
+    changes still to push, and whether the server has more to pull (0/1). Return nonzero to go
+    on, 0 to stop between two round trips. Runs on the syncing thread; may read and write the db. */
+typedef int (*ubuzima_progress_fn)(const ubuzima_sync_report* so_far, int64_t pending, int more_to_pull,
+                                   void* user_data);
+
+/** ubuzima_db_sync() with a progress callback (NULL = none) that may stop it. What was applied
+    before stopping stays applied; the next sync resumes from there.
+    @return as ubuzima_db_sync(), or UBUZIMA_CANCELLED when the callback stopped it */
+UBUZIMA_API ubuzima_status ubuzima_db_sync_progress(ubuzima_db* db, ubuzima_progress_fn progress, void* user_data,
+                                                    ubuzima_sync_report* out, ubuzima_error* err);
 
 /** The conflict journal as a JSON array (free with ubuzima_free). */
 UBUZIMA_API ubuzima_status ubuzima_db_conflicts(ubuzima_db* db, char** out_json, ubuzima_error* err);

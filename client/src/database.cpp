@@ -176,10 +176,10 @@ Status Database::login(std::string_view server_url, std::string_view username, s
     });
 }
 
-Result<SyncReport> Database::sync() {
+Result<SyncReport> Database::sync(const SyncProgress& progress) {
     return guard([&]() -> Result<SyncReport> {
         if (!m_impl) return closed();
-        return m_impl->session->sync();
+        return m_impl->session->sync(progress);
     });
 }
 

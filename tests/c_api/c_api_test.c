@@ -63,6 +63,15 @@ static pid_t start_server(const char* data_dir, char* url, size_t url_size) {
     return -1;
 }
 
+/* Progress callback: counts its calls in *user_data and stops after the first. */
+static int stop_after_first(const ubuzima_sync_report* so_far, int64_t pending, int more, void* user_data) {
+    int* calls = (int*)user_data;
+    ++*calls;
+    (void)pending;
+    (void)more;
+    return so_far->round_trips < 1;
+}
+
 int main(void) {
     char dir_template[] = "/tmp/ubuzima-c-api-XXXXXX";
     char* dir = mkdtemp(dir_template);
@@ -130,6 +139,11 @@ int main(void) {
     CHECK_OK(ubuzima_db_pending(a, &pending, &err));
     CHECK(pending == 0);
     CHECK_OK(ubuzima_db_configure_sync(b, "{\"page_limit\": 40}", &err));
+    /* The app is sent to the background after the first page: the sync stops, keeping that page. */
+    int calls = 0;
+    CHECK(ubuzima_db_sync_progress(b, stop_after_first, &calls, &report, &err) == UBUZIMA_CANCELLED);
+    CHECK(calls == 1);
+    CHECK(strstr(err.message, "progress callback") != NULL);
     CHECK_OK(ubuzima_db_sync(b, &report, &err));
     CHECK(report.pulled >= 1);
     CHECK(report.round_trips > 2); /* 121 reference rows and the need, 40 per page */

@@ -37,6 +37,50 @@ TEST_CASE_METHOD(ServerFixture, "10,000 rows pulled in pages leave the device eq
     CHECK(again.pulled == 0);
 }
 
+TEST_CASE_METHOD(ServerFixture, "A progress callback sees every round trip and can stop between two", "[integration]") {
+    Database a = device("alice", "alice");
+    for (int i = 0; i < 300; ++i) REQUIRE(a.insert("service_tally", tally(i)).ok());
+    SyncOptions small;
+    small.batch_size = 100;
+    small.page_limit = 50;
+    a.set_sync_options(small);
+    std::vector<std::int64_t> pending_seen;
+    SyncReport ra = *a.sync([&](const SyncReport& so_far, std::int64_t pending, bool) {
+        CHECK(so_far.round_trips == static_cast<std::int64_t>(pending_seen.size()) + 1);
+        pending_seen.push_back(pending);
+        return true;
+    });
+    CHECK(ra.pushed == 300);
+    REQUIRE(pending_seen.size() == static_cast<std::size_t>(ra.round_trips));
+    CHECK(pending_seen[0] == 200);  // 100 pushed per round trip
+    CHECK(pending_seen[1] == 100);
+    CHECK(pending_seen.back() == 0);
+
+    // Bob's phone goes to the background after two pages: stop, keep what arrived, resume later.
+    Database b = device("bob", "bob", [] {
+        DatabaseOptions o;
+        o.sync.page_limit = 50;
+        return o;
+    }());
+    int calls = 0;
+    auto stopped = b.sync([&](const SyncReport&, std::int64_t, bool more) {
+        CHECK(more);
+        return ++calls < 2;
+    });
+    REQUIRE_FALSE(stopped.ok());
+    CHECK(stopped.status().code() == ErrorCode::Cancelled);
+    CHECK(calls == 2);
+    const std::size_t kept = b.query("service_tally").value().size() + b.query("facility").value().size() +
+                             b.query("specialty").value().size() + b.query("admin_area").value().size();
+    CHECK(kept > 0);
+    CHECK(kept <= 100);  // two pages of 50 rows
+    SyncReport rest = must_sync(b);
+    CHECK(b.query("service_tally").value().size() == 300);
+    CHECK(rest.pulled + 100 >= 300);
+    // Stopping on the last round trip stops nothing.
+    CHECK(b.sync([](const SyncReport&, std::int64_t, bool) { return false; }).ok());
+}
+
 TEST_CASE_METHOD(ServerFixture, "A device offline for weeks catches up in one sync", "[integration]") {
     std::int64_t now = sync::system_wall_ms();
     DatabaseOptions slow_clock;

@@ -89,6 +89,13 @@ struct SyncReport {
     std::int64_t removed = 0;         ///< rows dropped: moved to a facility outside the user's
 };
 
+/// Called by sync() after every round trip it applied, with the report so far, the local
+/// changes still to push and whether the server has more to pull. Return false to stop: what was
+/// applied stays applied, and sync() returns Cancelled (unless nothing was left to do). Runs on
+/// the thread that called sync(), with no store lock held: it may read and write the database
+/// (not call sync(), which would wait for itself).
+using SyncProgress = std::function<bool(const SyncReport& so_far, std::int64_t pending, bool more_to_pull)>;
+
 /// One write of Database::write_batch().
 struct BatchWrite {
     enum class Op { Insert, Update, Put, Remove };
@@ -171,8 +178,10 @@ public:
     /// Each round trip commits locally before the next, so an interrupted sync resumes exactly.
     /// Transient failures are retried with backoff (SyncOptions::retry); the error of the last
     /// attempt is returned when all fail. No store lock is held while waiting.
-    /// Errors: NotLoggedIn, Unauthorized, Network, Timeout, the server's error codes.
-    Result<SyncReport> sync();
+    /// `progress` (may be empty) is told after each round trip and may stop the sync between
+    /// two round trips (a round trip is at most batch_size pushed and page_limit pulled rows).
+    /// Errors: NotLoggedIn, Unauthorized, Network, Timeout, Cancelled, the server's error codes.
+    Result<SyncReport> sync(const SyncProgress& progress = {});
 
 private:
     struct Impl;

@@ -54,6 +54,7 @@ constexpr std::pair<ErrorCode, ubuzima_status> kCodes[] = {
     {ErrorCode::Timeout, UBUZIMA_TIMEOUT},
     {ErrorCode::NotLoggedIn, UBUZIMA_NOT_LOGGED_IN},
     {ErrorCode::InvalidArgument, UBUZIMA_INVALID_ARGUMENT},
+    {ErrorCode::Cancelled, UBUZIMA_CANCELLED},
 };
 
 constexpr std::size_t kCatalogueSize = 0
@@ -110,6 +111,10 @@ ubuzima::Result<nlohmann::json> parse(const char* text) {
     nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
     if (j.is_discarded()) return Status(ErrorCode::InvalidJson, "argument is not valid JSON");
     return j;
+}
+
+ubuzima_sync_report to_c(const ubuzima::SyncReport& r) {
+    return ubuzima_sync_report{r.pushed, r.pulled, r.conflicts, r.rejected, r.round_trips, r.removed};
 }
 
 using FieldWrite = Status (ubuzima::Database::*)(std::string_view, std::string_view, const nlohmann::json&);
@@ -240,12 +245,22 @@ UBUZIMA_API ubuzima_status ubuzima_db_configure_sync(ubuzima_db* db, const char*
 }
 
 UBUZIMA_API ubuzima_status ubuzima_db_sync(ubuzima_db* db, ubuzima_sync_report* out, ubuzima_error* err) {
+    return ubuzima_db_sync_progress(db, nullptr, nullptr, out, err);
+}
+
+UBUZIMA_API ubuzima_status ubuzima_db_sync_progress(ubuzima_db* db, ubuzima_progress_fn progress, void* user_data,
+                                                    ubuzima_sync_report* out, ubuzima_error* err) {
     return c_api_guard(err, [&]() -> Status {
         if (!db) return missing("db");
-        auto report = db->db.sync();
+        ubuzima::SyncProgress told;
+        if (progress)
+            told = [&](const ubuzima::SyncReport& so_far, std::int64_t pending, bool more) {
+                const ubuzima_sync_report c = to_c(so_far);
+                return progress(&c, pending, more ? 1 : 0, user_data) != 0;
+            };
+        auto report = db->db.sync(told);
         if (!report.ok()) return report.status();
-        if (out) *out = ubuzima_sync_report{report->pushed, report->pulled, report->conflicts, report->rejected,
-                                            report->round_trips, report->removed};
+        if (out) *out = to_c(*report);
         return {};
     });
 }

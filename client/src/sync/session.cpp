@@ -159,14 +159,14 @@ std::int64_t SyncSession::backoff_ms(int n) {
     return delay;
 }
 
-Result<SyncReport> SyncSession::sync() {
+Result<SyncReport> SyncSession::sync(const SyncProgress& progress) {
     std::lock_guard<std::mutex> lock(m_mutex);
     SyncReport report;
     const int attempts = std::max(1, m_options.retry.max_attempts);
     for (int attempt = 1;; ++attempt) {
         m_last_http_status = 0;
         m_last_retry_after_ms = -1;
-        Status s = sync_attempt(report);
+        Status s = sync_attempt(report, progress);
         if (s.ok()) return report;
         if (attempt >= attempts || !retryable(s)) return s;
         const std::int64_t wait = backoff_ms(attempt);
@@ -179,7 +179,7 @@ Result<SyncReport> SyncSession::sync() {
     }
 }
 
-Status SyncSession::sync_attempt(SyncReport& report) {
+Status SyncSession::sync_attempt(SyncReport& report, const SyncProgress& progress) {
     const int batch_size = m_options.batch_size > 0 ? m_options.batch_size : 500;
     const int page_limit = m_options.page_limit > 0 ? m_options.page_limit : 1000;
     for (int round = 0; round < m_options.max_round_trips; ++round) {
@@ -212,6 +212,7 @@ Status SyncSession::sync_attempt(SyncReport& report) {
                           "server speaks protocol " + std::to_string(decoded->protocol) + ", this client 1");
 
         bool outbox_left = false;
+        std::int64_t pending_left = 0;
         {
             std::lock_guard<std::mutex> store_lock(m_store.mutex());
             auto counts = apply_response(m_store, batch, *decoded);
@@ -224,9 +225,15 @@ Status SyncSession::sync_attempt(SyncReport& report) {
             report.removed += counts->gone;
             auto pending = m_store.pending_count();
             if (!pending.ok()) return pending.status();
+            pending_left = *pending;
             outbox_left = *pending > 0;
         }
-        if (!outbox_left && !decoded->more) break;
+        const bool done = !outbox_left && !decoded->more;
+        if (progress && !progress(report, pending_left, decoded->more) && !done)
+            return Status(ErrorCode::Cancelled, "sync stopped by the progress callback after " +
+                                                    std::to_string(report.round_trips) +
+                                                    " round trips; everything received so far is kept");
+        if (done) break;
     }
     return Status();
 }

@@ -49,11 +49,11 @@ public:
 
     void set_options(SyncOptions options);
     Status login(const std::string& server_url, const std::string& username, const std::string& password);
-    Result<SyncReport> sync();
+    Result<SyncReport> sync(const SyncProgress& progress);
 
 private:
     /// One attempt of the push+pull loop; adds what it did to `report` even when it fails.
-    Status sync_attempt(SyncReport& report);
+    Status sync_attempt(SyncReport& report, const SyncProgress& progress);
     /// True when `failure` may be cured by trying again (see RetryPolicy).
     bool retryable(const Status& failure) const;
     /// The wait before retry `n` (1-based) under the current policy and the last Retry-After.
