@@ -76,6 +76,12 @@ TEST_CASE("Oversize bodies get 413 and expired tokens are refreshed by the clien
     INFO(r.body);
     CHECK(r.status == 413);
     CHECK(r.json()["error"]["code"] == "too_large");
+    // The same without a length (chunked): the server could only measure it by buffering it all.
+    HttpResult chunked = http_request("POST", server.url() + "/v1/sync", "{\"pad\":\"" + big + "\"}", admin,
+                                      "Transfer-Encoding: chunked");
+    INFO(chunked.body);
+    CHECK(chunked.status == 411);
+    CHECK(chunked.json()["error"]["code"] == "length_required");
 
     DatabaseOptions options;
     options.path = dir.file("alice.db");

@@ -38,6 +38,7 @@ constexpr std::pair<ErrorCode, ubuzima_status> kCodes[] = {
     {ErrorCode::Internal, UBUZIMA_INTERNAL},
     {ErrorCode::Unavailable, UBUZIMA_UNAVAILABLE},
     {ErrorCode::MethodNotAllowed, UBUZIMA_METHOD_NOT_ALLOWED},
+    {ErrorCode::LengthRequired, UBUZIMA_LENGTH_REQUIRED},
     {ErrorCode::UnknownTable, UBUZIMA_UNKNOWN_TABLE},
     {ErrorCode::UnknownField, UBUZIMA_UNKNOWN_FIELD},
     {ErrorCode::ReadOnly, UBUZIMA_READ_ONLY},

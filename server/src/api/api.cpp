@@ -114,6 +114,11 @@ HttpResponse Api::dispatch(const HttpRequest& request) {
     }
 
     // Size first (cheap), then who is asking, and only then spend CPU on inflating the body.
+    // A body of unannounced length (chunked) could only be measured by reading all of it: refused
+    // before reading, like a Content-Length over the limit.
+    if (!request.header("transfer-encoding").empty())
+        return error_response(Status(ErrorCode::LengthRequired,
+                                     "send the body with a Content-Length; chunked request bodies are not accepted"));
     const std::string& length = request.header("content-length");
     if (!length.empty()) {
         char* end = nullptr;

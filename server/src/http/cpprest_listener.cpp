@@ -68,8 +68,9 @@ void serve(HttpListener::Impl* impl, http::http_request request) {
             in.query[web::uri::decode(k)] = web::uri::decode(v);
         for (const auto& [name, value] : request.headers()) in.headers[lower(name)] = value;
         const auto announced = request.headers().content_length();
-        if (announced > impl->max_body) {
-            // Refuse before reading: the API answers 413 from the Content-Length alone.
+        if (announced > impl->max_body || in.headers.count("transfer-encoding")) {
+            // Refuse before reading: the API answers 413 from the Content-Length alone, and 411
+            // to a chunked body (its size is unknown until all of it has been buffered).
             reply(request, impl->handler(in));
             return;
         }

@@ -41,6 +41,16 @@ TEST_CASE("bodies over the limit are 413, announced or not", "[server][http]") {
     CHECK(s.call("POST", "/v1/sync", sync_body(), token).status == 200);
 }
 
+TEST_CASE("a body of unannounced length (chunked) is refused with 411 before it is read", "[server][http]") {
+    TestServer s;
+    const std::string token = s.admin_token();
+    Reply chunked = s.call("POST", "/v1/sync", sync_body(), token, {{"transfer-encoding", "chunked"}});
+    CHECK(chunked.status == 411);
+    CHECK(chunked.body["error"]["code"] == "length_required");
+    CHECK(chunked.raw.headers.at("Content-Type") == "application/json");
+    CHECK(s.call("POST", "/v1/sync", sync_body(), token).status == 200);
+}
+
 TEST_CASE("gzip request bodies are inflated, with the size cap applied after inflating", "[server][http]") {
     TestServer s;
     const std::string token = s.admin_token();
