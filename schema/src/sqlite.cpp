@@ -268,11 +268,23 @@ Status ensure_tables(Database& db, const schema::Schema& schema, const std::vect
             UBUZIMA_TRY(db.exec("ALTER TABLE " + quote_ident(t.name) + " ADD COLUMN " + quote_ident(f.name) + " " +
                                 std::string(schema::sql_type(f.type))));
         }
-        for (const std::string& extra : extra_columns) {
-            const std::string name = extra.substr(0, extra.find(' '));
-            if (cols->count(name)) continue;
-            UBUZIMA_TRY(db.exec("ALTER TABLE " + quote_ident(t.name) + " ADD COLUMN " + extra));
-        }
+        UBUZIMA_TRY(add_missing_columns(db, t.name, extra_columns, *cols));
+    }
+    return {};
+}
+
+Status add_missing_columns(Database& db, const std::string& table, const std::vector<std::string>& columns) {
+    auto cols = existing_columns(db, table);
+    if (!cols.ok()) return cols.status();
+    return add_missing_columns(db, table, columns, *cols);
+}
+
+Status add_missing_columns(Database& db, const std::string& table, const std::vector<std::string>& columns,
+                           const std::set<std::string>& existing) {
+    for (const std::string& column : columns) {
+        const std::string name = column.substr(0, column.find(' '));
+        if (existing.count(name)) continue;
+        UBUZIMA_TRY(db.exec("ALTER TABLE " + quote_ident(table) + " ADD COLUMN " + column));
     }
     return {};
 }

@@ -177,10 +177,6 @@ PowerLossVfs::PowerLossVfs(std::string name) : m_name(std::move(name)) {
     vfs->xDelete = vfs_delete;
     vfs->xAccess = vfs_access;
     vfs->xFullPathname = vfs_full_pathname;
-    vfs->xDlOpen = nullptr;
-    vfs->xDlError = nullptr;
-    vfs->xDlSym = nullptr;
-    vfs->xDlClose = nullptr;
     vfs->xRandomness = vfs_randomness;
     vfs->xSleep = vfs_sleep;
     vfs->xCurrentTime = vfs_current_time;

@@ -91,7 +91,6 @@ public:
         auto del = m_db.cached("DELETE FROM srv_feed WHERE tbl = ? AND row_id = ? AND gone = 0");
         if (!del.ok()) return del.status();
         UBUZIMA_TRY((*del)->bind(1, table).bind(2, row_id).run());
-        if (scope) UBUZIMA_TRY(drop_exit(table, row_id, *scope));  // back in a facility it had left
         auto ins = m_db.cached("INSERT INTO srv_feed (tbl, row_id, scope) VALUES (?, ?, ?)");
         if (!ins.ok()) return ins.status();
         (*ins)->bind(1, table).bind(2, row_id);
@@ -101,13 +100,14 @@ public:
         return m_db.last_insert_rowid();
     }
 
-    Result<std::int64_t> append_exit(const std::string& table, const std::string& row_id,
-                                     const std::string& scope) override {
-        UBUZIMA_TRY(drop_exit(table, row_id, scope));
+    Status record_move(const std::string& table, const std::string& row_id, const std::optional<std::string>& from,
+                       const std::optional<std::string>& to) override {
+        if (to) UBUZIMA_TRY(drop_exit(table, row_id, *to));
+        if (!from) return {};
+        UBUZIMA_TRY(drop_exit(table, row_id, *from));
         auto ins = m_db.cached("INSERT INTO srv_feed (tbl, row_id, scope, gone) VALUES (?, ?, ?, 1)");
         if (!ins.ok()) return ins.status();
-        UBUZIMA_TRY((*ins)->bind(1, table).bind(2, row_id).bind(3, scope).run());
-        return m_db.last_insert_rowid();
+        return (*ins)->bind(1, table).bind(2, row_id).bind(3, *from).run();
     }
 
     Status write_row(const schema::TableDef& table, const StoredRow& row) override {

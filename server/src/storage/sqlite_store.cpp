@@ -41,19 +41,9 @@ CREATE UNIQUE INDEX IF NOT EXISTS srv_feed_exit ON srv_feed (tbl, row_id, scope)
 CREATE INDEX IF NOT EXISTS srv_tokens_parent ON srv_tokens (parent) WHERE parent != '';
 )SQL";
 
-Status add_column_if_missing(sql::Database& db, const std::string& table, const std::string& column,
-                             const std::string& declaration) {
-    bool present = false;
-    auto cols = db.prepare("PRAGMA table_info(" + table + ")");
-    if (!cols.ok()) return cols.status();
-    UBUZIMA_TRY(cols->each([&](const sql::Statement& c) { present |= c.column_text(1) == column; }));
-    if (present) return {};
-    return db.exec("ALTER TABLE " + table + " ADD COLUMN " + column + " " + declaration);
-}
-
 Status upgrade_bookkeeping(sql::Database& db) {
-    UBUZIMA_TRY(add_column_if_missing(db, "srv_feed", "gone", "INTEGER NOT NULL DEFAULT 0"));
-    UBUZIMA_TRY(add_column_if_missing(db, "srv_tokens", "parent", "TEXT NOT NULL DEFAULT ''"));
+    UBUZIMA_TRY(sql::add_missing_columns(db, "srv_feed", {"gone INTEGER NOT NULL DEFAULT 0"}));
+    UBUZIMA_TRY(sql::add_missing_columns(db, "srv_tokens", {"parent TEXT NOT NULL DEFAULT ''"}));
     return db.exec(kUpgradedIndexesSql);
 }
 

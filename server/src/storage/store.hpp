@@ -94,10 +94,11 @@ public:
     /// serialise seq allocation with commit (e.g. a table lock) rather than use a bare SEQUENCE.
     virtual Result<std::int64_t> append_feed(const std::string& table, const std::string& row_id,
                                              const std::optional<std::string>& scope) = 0;
-    /// Records, at the next seq, that the row left facility `scope` (replacing an older exit from
-    /// the same facility). append_feed drops the exit of the facility the row is back in.
-    virtual Result<std::int64_t> append_exit(const std::string& table, const std::string& row_id,
-                                             const std::string& scope) = 0;
+    /// The row moved from facility `from` to `to` (either may be none): records, at the next seq,
+    /// that it left `from` (replacing an older exit from there) and drops its exit from `to`,
+    /// where it is back. Called only for moves, so ordinary writes pay nothing for exits.
+    virtual Status record_move(const std::string& table, const std::string& row_id,
+                               const std::optional<std::string>& from, const std::optional<std::string>& to) = 0;
     /// Inserts or replaces the whole row (one statement per row write).
     virtual Status write_row(const schema::TableDef& table, const StoredRow& row) = 0;
     /// The stored push result (JSON) of a batch this user already sent.

@@ -184,10 +184,7 @@ Result<ApplyOutcome> apply_change(WriteTxn& tx, const TableDef& table, std::opti
     merged.scope = row_scope(table, merged);
     const bool moved = existed && old_scope != merged.scope;
     // Devices that see only the old facility must learn the row left it (they drop their copy).
-    if (moved && old_scope) {
-        auto exit = tx.append_exit(table.name, merged.id, *old_scope);
-        if (!exit.ok()) return exit.status();
-    }
+    if (moved) UBUZIMA_TRY(tx.record_move(table.name, merged.id, old_scope, merged.scope));
     auto seq = tx.append_feed(table.name, merged.id, merged.scope);
     if (!seq.ok()) return seq.status();
     for (const std::string& field : applied) merged.seqs[field] = *seq;

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -139,6 +140,11 @@ private:
 /// (fields added by a newer schema version, and the hidden `extra_columns`, each given as
 /// "<name> <definition>"). Existing rows are kept. Run inside a transaction.
 Status ensure_tables(Database& db, const schema::Schema& schema, const std::vector<std::string>& extra_columns);
+/// Adds each column ("name TYPE ...") that `table` lacks: an in-place upgrade of files written
+/// by an earlier release. The second form takes the column names already known.
+Status add_missing_columns(Database& db, const std::string& table, const std::vector<std::string>& columns);
+Status add_missing_columns(Database& db, const std::string& table, const std::vector<std::string>& columns,
+                           const std::set<std::string>& existing);
 
 /// Quotes an identifier for SQL ("name" with embedded quotes doubled).
 std::string quote_ident(std::string_view name);
