@@ -1,6 +1,7 @@
 // Ubuzima Sync — MIT licence.
 // Local writes through the client library (row + field versions + outbox) vs raw SQLite inserts
 // of the same rows into tables of the same shape, same transaction size, same pragmas.
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -93,16 +94,23 @@ double library_rows_per_s(const std::string& path, Durability durability, const 
     return static_cast<double>(rows.size()) / (bench::now_s() - start);
 }
 
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     std::string dir = ".";
     std::int64_t single_rows = 3000, batch_rows = 50000;
+    int rounds = 3;
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string arg = argv[i];
         if (arg == "--dir") dir = argv[i + 1];
         else if (arg == "--single-rows") single_rows = std::atoll(argv[i + 1]);
         else if (arg == "--batch-rows") batch_rows = std::atoll(argv[i + 1]);
+        else if (arg == "--rounds") rounds = std::max(1, std::atoi(argv[i + 1]));
     }
     std::filesystem::create_directories(dir);
     const std::string raw_path = dir + "/raw.db", lib_path = dir + "/lib.db";
@@ -112,11 +120,17 @@ int main(int argc, char** argv) {
             std::vector<bench::Record> rows;
             rows.reserve(static_cast<std::size_t>(n));
             for (std::int64_t i = 0; i < n; ++i) rows.push_back(bench::make_record(i, "fac-gisenyi", "lw"));
-            const double raw = raw_rows_per_s(raw_path, sync_mode, rows, per_tx);
-            const double lib = library_rows_per_s(lib_path, sync_mode == "FULL" ? Durability::Full : Durability::Normal,
-                                                  rows, per_tx);
+            // Alternating rounds, median of each: on a shared machine one round's load swings a
+            // single measurement by 2x, and the ratio is only meaningful between neighbours.
+            std::vector<double> raws, libs;
+            for (int round = 0; round < rounds; ++round) {
+                raws.push_back(raw_rows_per_s(raw_path, sync_mode, rows, per_tx));
+                libs.push_back(library_rows_per_s(
+                    lib_path, sync_mode == "FULL" ? Durability::Full : Durability::Normal, rows, per_tx));
+            }
+            const double raw = median(raws), lib = median(libs);
             bench::emit({{"bench", "local_writes"}, {"synchronous", sync_mode}, {"rows_per_tx", per_tx},
-                         {"rows", n}, {"raw_rows_per_s", raw}, {"lib_rows_per_s", lib}, {"ratio", lib / raw}});
+                         {"rows", n}, {"rounds", rounds}, {"raw_rows_per_s", raw}, {"lib_rows_per_s", lib}, {"ratio", lib / raw}});
         }
     }
     remove_db(raw_path);

@@ -98,7 +98,6 @@ Result<std::vector<std::string>> Database::write_batch(const std::vector<BatchWr
             if (!s.ok()) return Status(s.code(), "write " + std::to_string(ids.size()) + ": " + s.message());
             ids.push_back(std::move(id));
         }
-        UBUZIMA_TRY(store.save_clock());
         UBUZIMA_TRY(tx->commit());
         return ids;
     });

@@ -195,8 +195,11 @@ bool Simulation::local_write(Device& d, const char* op, const std::string& table
     auto has = (*stmt)->step();
     if (!has.ok() || !*has) throw std::runtime_error("an accepted write is not in the outbox");
     sql::Statement& q = **stmt;
-    WriteRecord w{d.index, table, id, q.column_text(1), json::parse(q.column_text(2), nullptr, false),
-                  json::parse(q.column_text(3), nullptr, false)};
+    // A row's first write leaves `fields` empty in the outbox (it refers to the row): what was
+    // written is then exactly what this call passed.
+    json written = q.column_text(2).empty() ? fields : json::parse(q.column_text(2), nullptr, false);
+    if (q.column_text(2).empty()) written.erase("id");
+    WriteRecord w{d.index, table, id, q.column_text(1), std::move(written), json::parse(q.column_text(3), nullptr, false)};
     d.by_seq[q.column_int(0)] = m_writes.size();
     q.reset();
     m_writes.push_back(std::move(w));

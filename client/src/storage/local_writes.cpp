@@ -32,6 +32,30 @@ void append_json_string(std::string& out, const std::string& text) {
     out += '"';
 }
 
+// The outbox copy of an update's fields: what json(fields).dump() writes, through one serializer
+// (a dump() per value constructs and clears a fresh one each time).
+std::string outbox_fields_text(const std::map<std::string, json>& fields) {
+    std::string text = "{";
+    text.reserve(1024);
+    nlohmann::detail::serializer<json> writer(nlohmann::detail::output_adapter<char, std::string>(text), ' ',
+                                              json::error_handler_t::strict);
+    for (const auto& [name, value] : fields) {
+        if (text.size() > 1) text += ',';
+        append_json_string(text, name);
+        text += ':';
+        if (value.is_string() && plain_ascii(value.get_ref<const std::string&>())) {
+            // Most captured text needs no escaping: skip the serializer's UTF-8 decoding.
+            text += '"';
+            text += value.get_ref<const std::string&>();
+            text += '"';
+        } else {
+            writer.dump(value, false, false, 0);
+        }
+    }
+    text += '}';
+    return text;
+}
+
 // The caller's JSON object as a field map. "id" may repeat the row id (apps pass back what get()
 // returned); "_deleted" is written only by remove() so that deletes are always deliberate.
 Result<std::map<std::string, json>> to_fields(Store::WriteMode mode, std::string_view id, const json& input) {
@@ -108,7 +132,6 @@ Status Store::write(WriteMode mode, std::string_view table_name, std::string_vie
     auto tx = sql::Transaction::begin(m_db);
     if (!tx.ok()) return tx.status();
     UBUZIMA_TRY(write_in_transaction(mode, table_name, id, input));
-    UBUZIMA_TRY(save_clock());
     return tx->commit();
 }
 
@@ -123,12 +146,14 @@ Status Store::write_in_transaction(WriteMode mode, std::string_view table_name, 
     auto fields = to_fields(mode, id, input);
     if (!fields.ok()) return fields.status();
 
-    auto row = load_row(*table, id);
+    // An insert does not look its id up first: the plain INSERT below fails on an existing id,
+    // and only then is the row read, to say why (ids are fresh UUIDs: the lookup always missed).
+    Result<RowState> row = RowState{};
+    if (mode != WriteMode::Insert) row = load_row(*table, id);
     if (!row.ok()) return row.status();
     const bool live = row->exists && !row->deleted;
     switch (mode) {
         case WriteMode::Insert:
-            if (row->exists) return Status(ErrorCode::Conflict, table->name + " " + std::string(id) + " already exists");
             break;
         case WriteMode::Update:
         case WriteMode::Remove:
@@ -144,7 +169,9 @@ Status Store::write_in_transaction(WriteMode mode, std::string_view table_name, 
 
     const std::string version = sync::Version{m_clock.now(), m_node}.to_string();
     std::string base_text = "{}";
+    std::string fields_text = kLazyFields;  // a fresh row: the outbox entry refers to it
     if (row->exists) {
+        fields_text = outbox_fields_text(*fields);
         json versions = row->versions;
         json base = json::object();
         for (const auto& [name, value] : *fields) {
@@ -167,31 +194,15 @@ Status Store::write_in_transaction(WriteMode mode, std::string_view table_name, 
             versions_text += '"';
         }
         versions_text += '}';
-        UBUZIMA_TRY(write_row_text(*table, id, *fields, versions_text));
-    }
-
-    // The outbox copy of the fields: what json(*fields).dump() writes, through one serializer
-    // (a dump() per value constructs and clears a fresh one each time).
-    std::string fields_text = "{";
-    fields_text.reserve(1024);
-    {
-        nlohmann::detail::serializer<json> writer(nlohmann::detail::output_adapter<char, std::string>(fields_text), ' ',
-                                                  json::error_handler_t::strict);
-        for (const auto& [name, value] : *fields) {
-            if (fields_text.size() > 1) fields_text += ',';
-            append_json_string(fields_text, name);
-            fields_text += ':';
-            if (value.is_string() && plain_ascii(value.get_ref<const std::string&>())) {
-                // Most captured text needs no escaping: skip the serializer's UTF-8 decoding.
-                fields_text += '"';
-                fields_text += value.get_ref<const std::string&>();
-                fields_text += '"';
-            } else {
-                writer.dump(value, false, false, 0);
-            }
+        Status inserted = insert_row_text(*table, id, *fields, versions_text);
+        if (!inserted.ok()) {
+            auto existing = load_row(*table, id);
+            if (existing.ok() && existing->exists)
+                return Status(ErrorCode::Conflict, table->name + " " + std::string(id) + " already exists");
+            return inserted;
         }
     }
-    fields_text += '}';
+
     auto outbox = m_db.cached("INSERT INTO _outbox (tbl, row_id, version, fields, base) VALUES (?, ?, ?, ?, ?)");
     if (!outbox.ok()) return outbox.status();
     return (*outbox)->bind(1, table->name).bind(2, id).bind(3, version).bind(4, fields_text).bind(5, base_text).run();

@@ -2,24 +2,30 @@
 // Opening/upgrading the device file and the row-level primitives the writes and the sync share.
 #include "storage/store.hpp"
 
+#include <algorithm>
+
 #include "ubuzima/sync/ids.hpp"
+#include "ubuzima/sync/version.hpp"
 
 namespace ubuzima::detail {
 
 namespace {
 
-// Internal tables. AUTOINCREMENT keeps outbox sequence numbers strictly increasing even after the
-// newest entries were deleted, so push order always equals write order.
+// Internal tables. A new outbox seq is one more than the largest still present (rowid), so push
+// order equals write order among the entries that exist; nothing refers to the seq of an entry
+// after it is deleted. (AUTOINCREMENT, in files created before, also rewrote sqlite_sequence on
+// every captured write: bench/performance_notes.md.)
 constexpr const char* kInternalTables = R"sql(
 CREATE TABLE IF NOT EXISTS _meta (key TEXT PRIMARY KEY NOT NULL, value TEXT);
 CREATE TABLE IF NOT EXISTS _outbox (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER PRIMARY KEY,
     tbl TEXT NOT NULL, row_id TEXT NOT NULL, version TEXT NOT NULL,
     fields TEXT NOT NULL, base TEXT NOT NULL DEFAULT '{}', batch_id TEXT);
 CREATE INDEX IF NOT EXISTS _outbox_row ON _outbox (tbl, row_id);
 -- Every sync round trip loads and deletes its batch by id: without this index each one scanned
 -- the whole outbox, so a first push of N rows cost O(N^2 / batch_size) (bench: 100k rows).
-CREATE INDEX IF NOT EXISTS _outbox_batch ON _outbox (batch_id);
+-- Partial: a captured write has no batch yet, so it adds no entry here.
+CREATE INDEX IF NOT EXISTS _outbox_batch ON _outbox (batch_id) WHERE batch_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS _journal (
     id INTEGER PRIMARY KEY, tbl TEXT NOT NULL, row_id TEXT NOT NULL, field TEXT NOT NULL,
     kept_value TEXT, kept_version TEXT, lost_value TEXT, lost_version TEXT,
@@ -33,6 +39,17 @@ const std::vector<std::string>& extra_columns() {
     static const std::vector<std::string> cols = {"_deleted INTEGER NOT NULL DEFAULT 0",
                                                   "_v TEXT NOT NULL DEFAULT '{}'"};
     return cols;
+}
+
+// Files created before the batch index was partial: rebuilt once (it holds only in-flight rows).
+Status upgrade_outbox_batch_index(sql::Database& db) {
+    auto stmt = db.prepare("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = '_outbox_batch'");
+    if (!stmt.ok()) return stmt.status();
+    auto has = stmt->step();
+    if (!has.ok()) return has.status();
+    const bool full = *has && stmt->column_text(0).find("WHERE") == std::string::npos;
+    stmt->reset();  // a statement still reading sqlite_master would lock the DROP out
+    return full ? db.exec("DROP INDEX _outbox_batch") : Status{};
 }
 
 Result<std::optional<std::string>> read_meta(sql::Database& db, std::string_view key) {
@@ -51,6 +68,23 @@ Status write_meta(sql::Database& db, std::string_view key, std::string_view valu
     auto stmt = db.cached("INSERT INTO _meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value");
     if (!stmt.ok()) return stmt.status();
     return (*stmt)->bind(1, key).bind(2, value).run();
+}
+
+// The largest HLC this device has handed out. A captured write does not rewrite _meta.hlc (that
+// was two more upserts per commit): its version is in its outbox entry, and the newest entry has
+// the largest version, because versions only grow in seq order; _meta.hlc is saved by every sync,
+// which is what deletes entries or re-stamps them.
+Result<sync::Hlc> last_issued_hlc(sql::Database& db) {
+    auto hlc_text = read_meta(db, "hlc");
+    if (!hlc_text.ok()) return hlc_text.status();
+    sync::Hlc last = *hlc_text ? sync::parse_hex16(**hlc_text).value_or(0) : 0;
+    auto stmt = db.prepare("SELECT version FROM _outbox ORDER BY seq DESC LIMIT 1");
+    if (!stmt.ok()) return stmt.status();
+    auto has = stmt->step();
+    if (!has.ok()) return has.status();
+    if (*has)
+        if (auto newest = sync::Version::parse(stmt->column_text(0))) last = std::max(last, newest->hlc);
+    return last;
 }
 
 }  // namespace
@@ -81,6 +115,7 @@ Result<std::unique_ptr<Store>> Store::open(const DatabaseOptions& options) {
     // ensure_tables only adds tables and columns: a file written by an older schema is upgraded
     // in place and keeps every row.
     UBUZIMA_TRY(sql::ensure_tables(*db, *schema, extra_columns()));
+    UBUZIMA_TRY(upgrade_outbox_batch_index(*db));
     UBUZIMA_TRY(db->exec(kInternalTables));
 
     auto node_text = read_meta(*db, "node_id");
@@ -94,9 +129,8 @@ Result<std::unique_ptr<Store>> Store::open(const DatabaseOptions& options) {
         node = options.node_id != 0 ? options.node_id : sync::new_node_id();
         UBUZIMA_TRY(write_meta(*db, "node_id", sync::to_hex16(node)));
     }
-    auto hlc_text = read_meta(*db, "hlc");
-    if (!hlc_text.ok()) return hlc_text.status();
-    const sync::Hlc last = *hlc_text ? sync::parse_hex16(**hlc_text).value_or(0) : 0;
+    auto last = last_issued_hlc(*db);
+    if (!last.ok()) return last.status();
     auto offset_text = read_meta(*db, "clock_offset_ms");
     if (!offset_text.ok()) return offset_text.status();
     auto old_version = read_meta(*db, "schema_version");
@@ -110,7 +144,7 @@ Result<std::unique_ptr<Store>> Store::open(const DatabaseOptions& options) {
     UBUZIMA_TRY(tx->commit());
 
     sync::WallClock wall = options.wall_clock ? options.wall_clock : sync::WallClock(sync::system_wall_ms);
-    std::unique_ptr<Store> store(new Store(std::move(*db), schema, std::move(wall), node, last));
+    std::unique_ptr<Store> store(new Store(std::move(*db), schema, std::move(wall), node, *last));
     if (*offset_text) {
         try {
             store->m_clock.set_offset_ms(std::stoll(**offset_text));
@@ -165,9 +199,20 @@ Status Store::write_row(const schema::TableDef& table, std::string_view id, cons
 
 Status Store::write_row_text(const schema::TableDef& table, std::string_view id,
                              const std::map<std::string, json>& columns, const std::string& versions_text) {
-    // One upsert per row; the statement text depends only on the set of columns, so one prepared
+    UBUZIMA_TRY(materialize_outbox(table, id));
+    return store_row(table, id, columns, versions_text, /*upsert=*/true);
+}
+
+Status Store::insert_row_text(const schema::TableDef& table, std::string_view id,
+                              const std::map<std::string, json>& columns, const std::string& versions_text) {
+    return store_row(table, id, columns, versions_text, /*upsert=*/false);
+}
+
+Status Store::store_row(const schema::TableDef& table, std::string_view id, const std::map<std::string, json>& columns,
+                        const std::string& versions_text, bool upsert) {
+    // One statement per row; its text depends only on the set of columns, so one prepared
     // statement per write shape the app uses, found by the column names alone.
-    m_key_buffer.clear();
+    m_key_buffer.assign(1, upsert ? 'u' : 'i');
     for (const auto& [name, value] : columns) {
         m_key_buffer += name;
         m_key_buffer += '\0';
@@ -184,7 +229,7 @@ Status Store::write_row_text(const schema::TableDef& table, std::string_view id,
             updates += ", " + q + " = excluded." + q;
         }
         auto stmt = m_db.cached("INSERT INTO " + sql::quote_ident(table.name) + " (" + names + ") VALUES (" + params +
-                                ") ON CONFLICT(id) DO UPDATE SET " + updates);
+                                ")" + (upsert ? " ON CONFLICT(id) DO UPDATE SET " + updates : std::string()));
         if (!stmt.ok()) return stmt.status();
         found = m_upsert_stmts.emplace(std::make_pair(&table, m_key_buffer), *stmt).first;
     }
@@ -204,9 +249,42 @@ Status Store::write_row_text(const schema::TableDef& table, std::string_view id,
 }
 
 Status Store::delete_row(const schema::TableDef& table, std::string_view id) {
+    UBUZIMA_TRY(materialize_outbox(table, id));
     auto stmt = m_db.cached("DELETE FROM " + sql::quote_ident(table.name) + " WHERE id = ?");
     if (!stmt.ok()) return stmt.status();
     return (*stmt)->bind(1, id).run();
+}
+
+Result<json> Store::fields_at(const schema::TableDef& table, std::string_view id, std::string_view version) {
+    auto row = load_row(table, id);
+    if (!row.ok()) return row.status();
+    if (!row->exists)
+        return Status(ErrorCode::Corrupt, "an outbox entry of " + table.name + " " + std::string(id) +
+                                              " refers to the row's fields, but the row is gone");
+    json fields = json::object();
+    for (const auto& [name, v] : row->versions.items()) {
+        if (!v.is_string() || v.get_ref<const std::string&>() != version) continue;
+        if (name == kDeletedColumn) fields[name] = row->deleted;
+        else fields[name] = row->values.value(name, json());
+    }
+    return fields;
+}
+
+Status Store::materialize_outbox(const schema::TableDef& table, std::string_view id) {
+    auto lazy = m_db.cached("SELECT seq, version FROM _outbox WHERE tbl = ? AND row_id = ? AND fields = ''");
+    if (!lazy.ok()) return lazy.status();
+    std::vector<std::pair<std::int64_t, std::string>> entries;
+    UBUZIMA_TRY((*lazy)->bind(1, table.name).bind(2, id).each([&](const sql::Statement& q) {
+        entries.emplace_back(q.column_int(0), q.column_text(1));
+    }));
+    for (const auto& [seq, version] : entries) {
+        auto fields = fields_at(table, id, version);
+        if (!fields.ok()) return fields.status();
+        auto set = m_db.cached("UPDATE _outbox SET fields = ? WHERE seq = ?");
+        if (!set.ok()) return set.status();
+        UBUZIMA_TRY((*set)->bind(1, fields->dump()).bind(2, seq).run());
+    }
+    return {};
 }
 
 Result<bool> Store::in_outbox(std::string_view table, std::string_view id, std::string_view version) {

@@ -27,6 +27,12 @@ using nlohmann::json;
 inline constexpr const char* kDeletedColumn = "_deleted";
 inline constexpr const char* kVersionsColumn = "_v";
 
+/// `_outbox.fields` of a row's first write: "the row's fields that carry this entry's version".
+/// The row is written once instead of twice (the outbox copy was most of a captured write's
+/// bytes: bench/performance_notes.md); the copy is made only if the row changes before the push
+/// (Store::materialize_outbox), so an entry always pushes exactly what was written.
+inline constexpr const char* kLazyFields = "";
+
 /// The stored state of one row, as read in one statement.
 struct RowState {
     bool exists = false;
@@ -67,7 +73,8 @@ public:
 
     Result<std::optional<std::string>> meta(std::string_view key);
     Status set_meta(std::string_view key, std::string_view value);
-    /// Persists the HLC's last value and the clock offset (same transaction as the write).
+    /// Persists the HLC's last value and the clock offset (in the sync's transaction; a local
+    /// write's version is recovered from its outbox entry on open instead).
     Status save_clock();
 
     Result<RowState> load_row(const schema::TableDef& table, std::string_view id);
@@ -77,7 +84,16 @@ public:
     /// The same with `_v` already serialised (local writes build it without a JSON tree).
     Status write_row_text(const schema::TableDef& table, std::string_view id,
                           const std::map<std::string, json>& columns, const std::string& versions_text);
+    /// A plain INSERT of a row that must not exist yet: an existing id fails instead of merging.
+    Status insert_row_text(const schema::TableDef& table, std::string_view id,
+                           const std::map<std::string, json>& columns, const std::string& versions_text);
     Status delete_row(const schema::TableDef& table, std::string_view id);
+    /// The fields of a row that carry `version`, as pushed for an outbox entry whose `fields` is
+    /// kLazyFields (the row's first write, which nothing has changed since).
+    Result<json> fields_at(const schema::TableDef& table, std::string_view id, std::string_view version);
+    /// Copies the fields into this row's lazy outbox entries: called before anything changes or
+    /// deletes the row (write_row*, delete_row, re-stamping a version).
+    Status materialize_outbox(const schema::TableDef& table, std::string_view id);
     /// True when an outbox entry for this row carries `version` (a local write not yet accepted).
     Result<bool> in_outbox(std::string_view table, std::string_view id, std::string_view version);
     Status add_journal(const JournalEntry& entry);
@@ -85,7 +101,7 @@ public:
     // ---- local writes (local_writes.cpp); each opens and commits its own transaction ----
     enum class WriteMode { Insert, Update, Put, Remove };
     Status write(WriteMode mode, std::string_view table, std::string_view id, const json& fields);
-    /// The same write inside the caller's transaction (batches); the caller saves the clock.
+    /// The same write inside the caller's transaction (batches).
     Status write_in_transaction(WriteMode mode, std::string_view table, std::string_view id, const json& fields);
 
     // ---- reads (reads.cpp) ----
@@ -98,6 +114,8 @@ public:
 
 private:
     Store(sql::Database db, const schema::Schema* schema, sync::WallClock wall, sync::NodeId node, sync::Hlc last);
+    Status store_row(const schema::TableDef& table, std::string_view id, const std::map<std::string, json>& columns,
+                     const std::string& versions_text, bool upsert);
     Status check_class_rules(const schema::TableDef& table, std::string_view id, const RowState& row, bool live,
                              const std::map<std::string, json>& fields, WriteMode mode);
 

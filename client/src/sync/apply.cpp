@@ -20,8 +20,8 @@ Result<std::optional<std::string>> pending_batch_id(sql::Database& db) {
     return id;
 }
 
-Result<OutgoingBatch> load_batch(sql::Database& db, const std::string& batch_id) {
-    auto stmt = db.cached("SELECT seq, tbl, row_id, version, fields, base FROM _outbox WHERE batch_id = ? ORDER BY seq");
+Result<OutgoingBatch> load_batch(Store& store, const std::string& batch_id) {
+    auto stmt = store.db().cached("SELECT seq, tbl, row_id, version, fields, base FROM _outbox WHERE batch_id = ? ORDER BY seq");
     if (!stmt.ok()) return stmt.status();
     sql::Statement& s = **stmt;
     s.bind(1, batch_id);
@@ -37,7 +37,17 @@ Result<OutgoingBatch> load_batch(sql::Database& db, const std::string& batch_id)
         change.table = s.column_text(1);
         change.row_id = s.column_text(2);
         auto version = sync::Version::parse(s.column_text(3));
-        const json fields = json::parse(s.column_text(4), nullptr, false);
+        json fields;
+        if (const std::string text = s.column_text(4); text != kLazyFields) {
+            fields = json::parse(text, nullptr, false);
+        } else if (const schema::TableDef* table = store.schema().table(change.table)) {
+            auto current = store.fields_at(*table, change.row_id, s.column_text(3));
+            if (!current.ok()) {
+                s.reset();
+                return current.status();
+            }
+            fields = std::move(*current);
+        }
         const json base = json::parse(s.column_text(5), nullptr, false);
         if (!version || !fields.is_object() || !base.is_object()) {
             s.reset();
@@ -80,7 +90,7 @@ Result<std::optional<OutgoingBatch>> prepare_batch(Store& store, int batch_size)
         if (db.changes() == 0) return std::optional<OutgoingBatch>();
         UBUZIMA_TRY(tx->commit());
     }
-    auto batch = load_batch(db, id);
+    auto batch = load_batch(store, id);
     if (!batch.ok()) return batch.status();
     return std::optional<OutgoingBatch>(std::move(*batch));
 }
@@ -92,10 +102,13 @@ namespace {
 Status restamp_entry(Store& store, std::int64_t seq, const std::string& table_name, const std::string& row_id,
                      const std::string& old, const std::string& fresh) {
     sql::Database& db = store.db();
+    const schema::TableDef* table = store.schema().table(table_name);
+    // A lazy entry finds its fields by version: copy them before the version changes.
+    if (table) UBUZIMA_TRY(store.materialize_outbox(*table, row_id));
     auto upd = db.cached("UPDATE _outbox SET version = ?, batch_id = NULL WHERE seq = ?");
     if (!upd.ok()) return upd.status();
     UBUZIMA_TRY((*upd)->bind(1, fresh).bind(2, seq).run());
-    if (const schema::TableDef* table = store.schema().table(table_name)) {
+    if (table) {
         auto row = store.load_row(*table, row_id);
         if (!row.ok()) return row.status();
         if (row->exists) {
@@ -181,11 +194,22 @@ Status reject(Store& store, std::int64_t seq, const sync::Change& change, const 
     auto earlier = db.cached("SELECT version, fields FROM _outbox WHERE tbl = ? AND row_id = ? AND seq < ? "
                              "AND batch_id IS NULL ORDER BY seq DESC");
     if (!earlier.ok()) return earlier.status();
+    std::vector<std::pair<std::string, std::string>> earlier_entries;  // version, fields text
     UBUZIMA_TRY((*earlier)->bind(1, change.table).bind(2, change.row_id).bind(3, seq).each([&](const sql::Statement& q) {
-        const json fields = json::parse(q.column_text(1), nullptr, false);
-        if (!fields.is_object()) return;
-        for (const auto& [name, value] : fields.items()) deferred.emplace(name, std::make_pair(value, q.column_text(0)));
+        earlier_entries.emplace_back(q.column_text(0), q.column_text(1));
     }));
+    for (const auto& [version, text] : earlier_entries) {
+        json fields;
+        if (text != kLazyFields) {
+            fields = json::parse(text, nullptr, false);
+        } else {
+            auto current = store.fields_at(*table, change.row_id, version);
+            if (!current.ok()) return current.status();
+            fields = std::move(*current);
+        }
+        if (!fields.is_object()) continue;
+        for (const auto& [name, value] : fields.items()) deferred.emplace(name, std::make_pair(value, version));
+    }
     std::map<std::string, json> columns;
     for (const auto& [field, value] : change.fields) {
         auto stored = row->versions.find(field);

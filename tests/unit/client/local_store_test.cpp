@@ -236,7 +236,8 @@ TEST_CASE("a write stores row, field versions and outbox entry together", "[clie
     const json second_base = json::parse(raw_text(file, "SELECT base FROM _outbox ORDER BY seq DESC LIMIT 1"));
     CHECK(second_base == json{{"title", v1}});
     CHECK(raw_text(file, "SELECT version FROM _outbox ORDER BY seq DESC LIMIT 1") == v2);
-    CHECK(raw_text(file, "SELECT value FROM _meta WHERE key = 'hlc'") == v2.substr(0, 16));
+    // The insert's entry referred to the row (empty `fields`) until the update: the update copied
+    // the fields in before changing the row, so the entry still pushes what was inserted.
 }
 
 TEST_CASE("reopening keeps rows, node id and a monotonic clock", "[client]") {
