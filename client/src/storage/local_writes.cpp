@@ -2,6 +2,7 @@
 // Captured local writes: checks, then row + field versions + outbox entry in one transaction.
 #include "storage/store.hpp"
 
+#include "ubuzima/sync/flat_json.hpp"
 #include "ubuzima/sync/protocol.hpp"
 
 namespace ubuzima::detail {
@@ -12,26 +13,6 @@ std::string short_id(std::string_view id) { return std::string(id.substr(0, 13))
 
 std::string value_text(const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
 
-// True when json::dump() would write the text unchanged between quotes (printable ASCII, no
-// quote or backslash); anything else goes through nlohmann so the escaping stays identical.
-bool plain_ascii(const std::string& text) {
-    for (char c : text) {
-        const auto u = static_cast<unsigned char>(c);
-        if (u < 0x20 || u >= 0x7f || c == '"' || c == '\\') return false;
-    }
-    return true;
-}
-
-void append_json_string(std::string& out, const std::string& text) {
-    if (!plain_ascii(text)) {
-        out += json(text).dump();
-        return;
-    }
-    out += '"';
-    out += text;
-    out += '"';
-}
-
 // The outbox copy of an update's fields: what json(fields).dump() writes, through one serializer
 // (a dump() per value constructs and clears a fresh one each time).
 std::string outbox_fields_text(const std::map<std::string, json>& fields) {
@@ -41,16 +22,11 @@ std::string outbox_fields_text(const std::map<std::string, json>& fields) {
                                               json::error_handler_t::strict);
     for (const auto& [name, value] : fields) {
         if (text.size() > 1) text += ',';
-        append_json_string(text, name);
+        sync::append_json_string(text, name);
         text += ':';
-        if (value.is_string() && plain_ascii(value.get_ref<const std::string&>())) {
-            // Most captured text needs no escaping: skip the serializer's UTF-8 decoding.
-            text += '"';
-            text += value.get_ref<const std::string&>();
-            text += '"';
-        } else {
-            writer.dump(value, false, false, 0);
-        }
+        // Most captured text needs no escaping: append_json_string copies it as is.
+        if (value.is_string()) sync::append_json_string(text, value.get_ref<const std::string&>());
+        else writer.dump(value, false, false, 0);
     }
     text += '}';
     return text;
@@ -115,7 +91,7 @@ Status Store::check_class_rules(const schema::TableDef& table, std::string_view 
         if (live) parent_ids.push_back(row.values.value(table.sealed_with->field, json()));
         for (const json& pid : parent_ids) {
             if (!pid.is_string()) continue;
-            auto prow = load_row(*parent, pid.get<std::string>());
+            auto prow = load_row(*parent, pid.get<std::string>(), /*with_versions=*/false);
             if (!prow.ok()) return prow.status();
             if (!prow->exists || prow->deleted) continue;
             const json seal_value = prow->values.value(parent->seal->field, json());
@@ -185,16 +161,9 @@ Status Store::write_in_transaction(WriteMode mode, std::string_view table_name, 
         // A fresh row: every written field gets this version and there is no base. Built as text
         // (the same bytes nlohmann would write: std::map keeps the keys sorted) because the JSON
         // trees were the largest cost of a captured write (bench/performance_notes.md).
-        std::string versions_text = "{";
-        for (const auto& [name, value] : *fields) {
-            if (versions_text.size() > 1) versions_text += ',';
-            append_json_string(versions_text, name);
-            versions_text += ":\"";
-            versions_text += version;  // hex digits and '@': nothing to escape
-            versions_text += '"';
-        }
-        versions_text += '}';
-        Status inserted = insert_row_text(*table, id, *fields, versions_text);
+        sync::FlatObjectWriter versions_text;
+        for (const auto& [name, value] : *fields) versions_text.add_string(name, version);
+        Status inserted = insert_row_text(*table, id, *fields, versions_text.finish());
         if (!inserted.ok()) {
             auto existing = load_row(*table, id);
             if (existing.ok() && existing->exists)

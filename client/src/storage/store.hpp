@@ -77,7 +77,8 @@ public:
     /// write's version is recovered from its outbox entry on open instead).
     Status save_clock();
 
-    Result<RowState> load_row(const schema::TableDef& table, std::string_view id);
+    /// with_versions = false leaves RowState::versions empty (callers that need only the values).
+    Result<RowState> load_row(const schema::TableDef& table, std::string_view id, bool with_versions = true);
     /// Upserts the given columns (schema fields and/or "_deleted") and the row's `_v`.
     Status write_row(const schema::TableDef& table, std::string_view id, const std::map<std::string, json>& columns,
                      const json& versions);

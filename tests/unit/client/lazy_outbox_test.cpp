@@ -3,11 +3,8 @@
 // changes or removes the row first copies them in, so every entry still pushes what was written.
 #include <catch2/catch.hpp>
 
-#include <atomic>
-#include <filesystem>
-#include <random>
-
 #include "storage/store.hpp"
+#include "support/temp_db.hpp"
 #include "sync/session.hpp"
 #include "ubuzima/sync/hlc.hpp"
 #include "ubuzima/sync/version.hpp"
@@ -18,25 +15,12 @@ using ubuzima::detail::Store;
 
 namespace {
 
-struct LazyTempFile {
-    std::filesystem::path path;
-    LazyTempFile() {
-        static std::atomic<int> counter{0};
-        path = std::filesystem::temp_directory_path() /
-               ("ubuzima_lazy_" + std::to_string(std::random_device{}()) + "_" + std::to_string(counter++) + ".db");
-    }
-    ~LazyTempFile() {
-        std::error_code ec;
-        for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path.string() + suffix, ec);
-    }
-};
-
 json need_fields() {
     return json{{"facility_id", "fac-gisenyi"}, {"need_type", "skills_training"}, {"title", "Neonatal care"},
                 {"description", "Train \"two\" nurses — é"}, {"priority", "high"}, {"status", "identified"}};
 }
 
-std::unique_ptr<Store> open_store(const LazyTempFile& file) {
+std::unique_ptr<Store> open_store(const ubuzima::test::TempDbFile& file) {
     DatabaseOptions options;
     options.path = file.path.string();
     auto store = Store::open(options);
@@ -73,7 +57,7 @@ ubuzima::sync::SyncResponse pulled(std::vector<ubuzima::sync::RowChange> changes
 }  // namespace
 
 TEST_CASE("a first write refers to its row and pushes exactly the written fields", "[client][outbox]") {
-    LazyTempFile file;
+    ubuzima::test::TempDbFile file("ubuzima_lazy");
     auto store = open_store(file);
     std::lock_guard<std::mutex> lock(store->mutex());
     REQUIRE(store->write(Store::WriteMode::Insert, "need", "n1", need_fields()).ok());
@@ -97,7 +81,7 @@ TEST_CASE("a first write refers to its row and pushes exactly the written fields
 }
 
 TEST_CASE("an update before the push copies the first write's fields in first", "[client][outbox]") {
-    LazyTempFile file;
+    ubuzima::test::TempDbFile file("ubuzima_lazy");
     auto store = open_store(file);
     std::lock_guard<std::mutex> lock(store->mutex());
     REQUIRE(store->write(Store::WriteMode::Insert, "need", "n1", need_fields()).ok());
@@ -114,7 +98,7 @@ TEST_CASE("an update before the push copies the first write's fields in first", 
 }
 
 TEST_CASE("a removal before the push keeps the inserted fields", "[client][outbox]") {
-    LazyTempFile file;
+    ubuzima::test::TempDbFile file("ubuzima_lazy");
     auto store = open_store(file);
     std::lock_guard<std::mutex> lock(store->mutex());
     REQUIRE(store->write(Store::WriteMode::Insert, "need", "n1", need_fields()).ok());
@@ -126,7 +110,7 @@ TEST_CASE("a removal before the push keeps the inserted fields", "[client][outbo
 }
 
 TEST_CASE("a pulled value or a purge does not change what a pending first write pushes", "[client][outbox]") {
-    LazyTempFile file;
+    ubuzima::test::TempDbFile file("ubuzima_lazy");
     auto store = open_store(file);
     std::lock_guard<std::mutex> lock(store->mutex());
     REQUIRE(store->write(Store::WriteMode::Put, "need", "n1", need_fields()).ok());
@@ -151,7 +135,7 @@ TEST_CASE("a pulled value or a purge does not change what a pending first write 
 }
 
 TEST_CASE("reopening recovers the clock from the newest outbox entry", "[client][outbox]") {
-    LazyTempFile file;
+    ubuzima::test::TempDbFile file("ubuzima_lazy");
     std::string first;
     {
         auto store = open_store(file);
@@ -179,7 +163,7 @@ TEST_CASE("reopening recovers the clock from the newest outbox entry", "[client]
 }
 
 TEST_CASE("an insert of an existing id is refused without a lookup first", "[client][outbox]") {
-    LazyTempFile file;
+    ubuzima::test::TempDbFile file("ubuzima_lazy");
     auto store = open_store(file);
     std::lock_guard<std::mutex> lock(store->mutex());
     REQUIRE(store->write(Store::WriteMode::Insert, "need", "n1", need_fields()).ok());
