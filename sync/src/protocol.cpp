@@ -5,6 +5,8 @@
 
 #include <algorithm>
 
+#include "json_out.hpp"
+
 namespace ubuzima::sync {
 
 using nlohmann::json;
@@ -167,29 +169,46 @@ Result<SyncRequest> decode_sync_request(std::string_view body) {
 }
 
 std::string encode_sync_request(const SyncRequest& req) {
-    json j;
-    j["protocol"] = req.protocol;
-    j["schema_version"] = req.schema_version;
-    j["node"] = to_hex16(req.node);
-    j["clock"] = to_hex16(req.clock);
+    // Keys in sorted order, as a json tree's dump() wrote them.
+    std::string out;
+    out.reserve(256 + (req.batch ? req.batch->changes.size() * 1024 : 0));
+    detail::JsonOut w(out);
+    w.raw("{");
     if (req.batch) {
-        json changes = json::array();
+        w.key("batch", true).raw("{\"changes\":[");
+        bool first = true;
         for (const Change& c : req.batch->changes) {
-            json jc;
-            jc["t"] = c.table;
-            jc["id"] = c.row_id;
-            jc["v"] = c.version.to_string();
-            jc["f"] = json(c.fields);
-            json b = json::object();
-            for (const auto& [field, ver] : c.base) b[field] = ver.is_null() ? json() : json(ver.to_string());
-            if (!b.empty()) jc["b"] = std::move(b);
-            changes.push_back(std::move(jc));
+            w.raw(first ? "{" : ",{");
+            first = false;
+            if (!c.base.empty()) {
+                w.key("b", true).raw("{");
+                bool first_base = true;
+                for (const auto& [field, ver] : c.base) {
+                    w.key(field, first_base);
+                    first_base = false;
+                    if (ver.is_null()) w.raw("null");
+                    else w.string(ver.to_string());
+                }
+                w.raw("}");
+            }
+            w.key("f", c.base.empty()).raw("{");
+            bool first_field = true;
+            for (const auto& [field, value] : c.fields) {
+                w.key(field, first_field).value(value);
+                first_field = false;
+            }
+            w.raw("}");
+            w.key("id").string(c.row_id).key("t").string(c.table).key("v").string(c.version.to_string()).raw("}");
         }
-        j["batch"] = json{{"id", req.batch->id}, {"changes", std::move(changes)}};
+        w.raw("]").key("id").string(req.batch->id).raw("}");
     }
-    j["cursor"] = req.cursor ? json(*req.cursor) : json();
-    j["limit"] = req.limit;
-    return j.dump();
+    w.key("clock", !req.batch).string(to_hex16(req.clock)).key("cursor");
+    if (req.cursor) w.string(*req.cursor);
+    else w.raw("null");
+    w.key("limit").raw(std::to_string(req.limit)).key("node").string(to_hex16(req.node));
+    w.key("protocol").raw(std::to_string(req.protocol)).key("schema_version").raw(std::to_string(req.schema_version));
+    w.raw("}");
+    return out;
 }
 
 json push_result_to_json(const PushResult& push) {
@@ -260,8 +279,17 @@ namespace {
 /// One pulled row on the wire. Most rows were written in one go, so their fields share one
 /// version: that version is sent once as "v" and those fields as plain values in "d"; the other
 /// fields keep [value, version(, overwrote)] in "f". About a fifth fewer bytes after gzip.
-json row_change_to_json(const RowChange& rc) {
-    if (rc.gone) return json{{"t", rc.table}, {"id", rc.row_id}, {"gone", true}};
+void write_versioned(detail::JsonOut& w, const VersionedValue& vv) {
+    w.raw("[").value(vv.value).raw(",").string(vv.version.to_string());
+    if (!vv.overwrote.is_null()) w.raw(",").string(vv.overwrote.to_string());
+    w.raw("]");
+}
+
+void write_row_change(detail::JsonOut& w, const RowChange& rc) {
+    if (rc.gone) {
+        w.raw("{\"gone\":true").key("id").string(rc.row_id).key("t").string(rc.table).raw("}");
+        return;
+    }
     std::vector<std::pair<Version, int>> counts;  // a row has few distinct versions
     for (const auto& entry : rc.fields) {
         if (!entry.second.overwrote.is_null()) continue;
@@ -270,20 +298,36 @@ json row_change_to_json(const RowChange& rc) {
         else ++it->second;
     }
     auto common = std::max_element(counts.begin(), counts.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
-    if (common == counts.end() || common->second < 2)
-        return json{{"t", rc.table}, {"id", rc.row_id}, {"f", versioned_map_to_json(rc.fields)}};
-    json d = json::object(), f = json::object();
-    for (const auto& [name, vv] : rc.fields) {
-        if (vv.overwrote.is_null() && vv.version == common->first) {
-            d[name] = vv.value;
-        } else {
-            f[name] = json::array({vv.value, vv.version.to_string()});
-            if (!vv.overwrote.is_null()) f[name].push_back(vv.overwrote.to_string());
+    const bool shared = common != counts.end() && common->second >= 2;
+    auto in_d = [&](const VersionedValue& vv) { return shared && vv.overwrote.is_null() && vv.version == common->first; };
+    w.raw("{");
+    bool first = true;
+    if (shared) {
+        w.key("d", true).raw("{");
+        bool first_d = true;
+        for (const auto& [name, vv] : rc.fields) {
+            if (!in_d(vv)) continue;
+            w.key(name, first_d).value(vv.value);
+            first_d = false;
         }
+        w.raw("}");
+        first = false;
     }
-    json out{{"t", rc.table}, {"id", rc.row_id}, {"v", common->first.to_string()}, {"d", std::move(d)}};
-    if (!f.empty()) out["f"] = std::move(f);
-    return out;
+    const bool any_f = std::any_of(rc.fields.begin(), rc.fields.end(), [&](const auto& e) { return !in_d(e.second); });
+    if (any_f || !shared) {
+        w.key("f", first).raw("{");
+        bool first_f = true;
+        for (const auto& [name, vv] : rc.fields) {
+            if (in_d(vv)) continue;
+            w.key(name, first_f);
+            first_f = false;
+            write_versioned(w, vv);
+        }
+        w.raw("}");
+    }
+    w.key("id").string(rc.row_id).key("t").string(rc.table);
+    if (shared) w.key("v").string(common->first.to_string());
+    w.raw("}");
 }
 
 Result<RowChange> row_change_from_json(const json& c) {
@@ -317,16 +361,23 @@ Result<RowChange> row_change_from_json(const json& c) {
 }  // namespace
 
 std::string encode_sync_response(const SyncResponse& resp) {
-    json j;
-    j["protocol"] = resp.protocol;
-    j["server_clock"] = to_hex16(resp.server_clock);
-    j["push"] = resp.push ? push_result_to_json(*resp.push) : json();
-    json changes = json::array();
-    for (const RowChange& rc : resp.changes) changes.push_back(row_change_to_json(rc));
-    j["changes"] = std::move(changes);
-    j["cursor"] = resp.cursor;
-    j["more"] = resp.more;
-    return j.dump();
+    // Keys in sorted order, as a json tree's dump() wrote them; the page itself without a tree.
+    std::string out;
+    out.reserve(256 + resp.changes.size() * 1024);
+    detail::JsonOut w(out);
+    w.raw("{\"changes\":[");
+    bool first = true;
+    for (const RowChange& rc : resp.changes) {
+        if (!first) w.raw(",");
+        first = false;
+        write_row_change(w, rc);
+    }
+    w.raw("]").key("cursor").string(resp.cursor).key("more").raw(resp.more ? "true" : "false");
+    w.key("protocol").raw(std::to_string(resp.protocol)).key("push");
+    if (resp.push) w.raw(push_result_to_json(*resp.push).dump());
+    else w.raw("null");
+    w.key("server_clock").string(to_hex16(resp.server_clock)).raw("}");
+    return out;
 }
 
 Result<SyncResponse> decode_sync_response(std::string_view body) {
