@@ -7,6 +7,7 @@
 
 #include "sim.hpp"
 #include "sync/sync_service.hpp"
+#include "ubuzima/sync/field_versions.hpp"
 
 namespace ubuzima::sim {
 
@@ -33,7 +34,7 @@ std::map<RowKey, DeviceRow> device_rows(Device& d) {
         Status s = stmt->each([&](const sql::Statement& q) {
             DeviceRow row;
             row.deleted = q.column_int(1) != 0;
-            row.versions = json::parse(q.column_text(2), nullptr, false);
+            row.versions = sync::decode_field_versions(q.column_text(2));
             int col = 3;
             for (const schema::FieldDef& f : t.fields) row.values[f.name] = q.column_value(col++, f.type);
             out[{t.name, q.column_text(0)}] = std::move(row);

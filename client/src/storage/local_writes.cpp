@@ -2,6 +2,7 @@
 // Captured local writes: checks, then row + field versions + outbox entry in one transaction.
 #include "storage/store.hpp"
 
+#include "ubuzima/sync/field_versions.hpp"
 #include "ubuzima/sync/flat_json.hpp"
 #include "ubuzima/sync/protocol.hpp"
 
@@ -158,12 +159,13 @@ Status Store::write_in_transaction(WriteMode mode, std::string_view table_name, 
         base_text = base.dump();
         UBUZIMA_TRY(write_row(*table, id, *fields, versions));
     } else {
-        // A fresh row: every written field gets this version and there is no base. Built as text
-        // (the same bytes nlohmann would write: std::map keeps the keys sorted) because the JSON
-        // trees were the largest cost of a captured write (bench/performance_notes.md).
-        sync::FlatObjectWriter versions_text;
-        for (const auto& [name, value] : *fields) versions_text.add_string(name, version);
-        Status inserted = insert_row_text(*table, id, *fields, versions_text.finish());
+        // A fresh row: every written field gets this version and there is no base. Written
+        // without a JSON tree (the trees were the largest cost of a captured write:
+        // bench/performance_notes.md).
+        std::vector<std::pair<std::string_view, std::string_view>> versions;
+        versions.reserve(fields->size());
+        for (const auto& [name, value] : *fields) versions.emplace_back(name, version);
+        Status inserted = insert_row_text(*table, id, *fields, sync::encode_field_versions(versions));
         if (!inserted.ok()) {
             auto existing = load_row(*table, id);
             if (existing.ok() && existing->exists)

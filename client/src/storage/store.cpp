@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-#include "ubuzima/sync/flat_json.hpp"
+#include "ubuzima/sync/field_versions.hpp"
 #include "ubuzima/sync/ids.hpp"
 #include "ubuzima/sync/version.hpp"
 
@@ -165,28 +165,6 @@ Status Store::save_clock() {
     return write_meta(m_db, "clock_offset_ms", std::to_string(m_clock.offset_ms()));
 }
 
-namespace {
-
-// `_v` as written by this library: read without nlohmann's parser when it has the compact form
-// (sync/flat_json.hpp), which was the largest cost of load_row.
-json parse_versions(const std::string& text) {
-    if (auto members = sync::read_flat_object(text)) {
-        json out = json::object();
-        auto& map = out.get_ref<json::object_t&>();
-        bool strings = true;
-        for (const sync::FlatMember& m : *members) {
-            if (!m.is_string) strings = false;
-            // Last one wins, as in the parser; keys come sorted, so the hint is right.
-            else map.insert_or_assign(map.end(), std::string(m.key), json(std::string(m.value)));
-        }
-        if (strings) return out;
-    }
-    json parsed = json::parse(text, nullptr, false);
-    return parsed.is_object() ? parsed : json::object();
-}
-
-}  // namespace
-
 Result<RowState> Store::load_row(const schema::TableDef& table, std::string_view id, bool with_versions) {
     sql::Statement*& cached = m_load_stmts[&table];
     if (!cached) {
@@ -206,7 +184,7 @@ Result<RowState> Store::load_row(const schema::TableDef& table, std::string_view
     if (*has) {
         row.exists = true;
         row.deleted = s.column_int(0) != 0;
-        if (with_versions) row.versions = parse_versions(s.column_text(1));
+        if (with_versions) row.versions = sync::decode_field_versions(s.column_text(1));
         int col = 2;
         for (const schema::FieldDef& f : table.fields) row.values[f.name] = s.column_value(col++, f.type);
     }
@@ -216,13 +194,7 @@ Result<RowState> Store::load_row(const schema::TableDef& table, std::string_view
 
 Status Store::write_row(const schema::TableDef& table, std::string_view id, const std::map<std::string, json>& columns,
                         const json& versions) {
-    // The text dump() writes, without its generic serializer when every version is a string.
-    sync::FlatObjectWriter text;
-    for (auto it = versions.begin(); it != versions.end(); ++it) {
-        if (!it.value().is_string()) return write_row_text(table, id, columns, versions.dump());
-        text.add_string(it.key(), it.value().get_ref<const std::string&>());
-    }
-    return write_row_text(table, id, columns, text.finish());
+    return write_row_text(table, id, columns, sync::encode_field_versions(versions));
 }
 
 Status Store::write_row_text(const schema::TableDef& table, std::string_view id,

@@ -1,5 +1,5 @@
 // Ubuzima Sync — MIT licence.
-// Store::load_row reads `_v` with a fast path for the library's own canonical text: every other
+// Store::load_row reads `_v` with a fast path for the library's own compact text: every other
 // text must read exactly as nlohmann's parser reads it (and a non-object as no versions).
 #include <catch2/catch.hpp>
 
@@ -62,4 +62,11 @@ TEST_CASE("load_row reads every _v text as the JSON parser does", "[client]") {
         REQUIRE(bare.ok());
         CHECK(bare->versions == json::object());
     }
+    // The compact form (a shared version written once under "@") reads back as the full map.
+    auto set = (*store)->db().prepare("UPDATE need SET _v = ? WHERE id = 'n1'");
+    REQUIRE(set.ok());
+    REQUIRE(set->bind(1, R"({"@":")" + v + R"(","description":"","status":"x@y","title":""})").run().ok());
+    auto row = (*store)->load_row(*need, "n1");
+    REQUIRE(row.ok());
+    CHECK(row->versions == json{{"description", v}, {"status", "x@y"}, {"title", v}});
 }

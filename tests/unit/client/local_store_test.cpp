@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "ubuzima/database.hpp"
+#include "ubuzima/sync/field_versions.hpp"
 #include "ubuzima/schema/schema.hpp"
 #include "ubuzima/schema/sqlite.hpp"
 
@@ -221,7 +222,8 @@ TEST_CASE("a write stores row, field versions and outbox entry together", "[clie
         id = *db.insert("need", need_fields());
         REQUIRE(db.update("need", id, json{{"title", "New title"}}).ok());
     }
-    const json versions = json::parse(raw_text(file, "SELECT _v FROM need WHERE id = '" + id + "'"));
+    const json versions =
+        ubuzima::sync::decode_field_versions(raw_text(file, "SELECT _v FROM need WHERE id = '" + id + "'"));
     REQUIRE(versions.contains("title"));
     REQUIRE(versions.contains("facility_id"));
     const std::string v1 = versions["facility_id"];

@@ -7,6 +7,7 @@
 
 #include "ubuzima/database.hpp"
 #include "ubuzima/schema/sqlite.hpp"
+#include "ubuzima/sync/field_versions.hpp"
 
 using nlohmann::json;
 
@@ -98,7 +99,7 @@ TEST_CASE("fresh inserts and later updates store canonical _v and outbox texts",
     const std::string v_text = versions->column_text(0);
     versions->reset();
     check_canonical(v_text);
-    const json v = json::parse(v_text);
+    const json v = ubuzima::sync::decode_field_versions(v_text);
     CHECK(v.size() == first.size());
     CHECK(v["priority"] == entries[1][1]);
     CHECK(v["title"] == entries[0][1]);

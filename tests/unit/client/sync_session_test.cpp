@@ -11,6 +11,7 @@
 #include <random>
 
 #include "ubuzima/database.hpp"
+#include "ubuzima/sync/field_versions.hpp"
 #include "ubuzima/schema/sqlite.hpp"
 #include "ubuzima/sync/protocol.hpp"
 
@@ -125,7 +126,7 @@ struct Fixture {
         REQUIRE(stmt.ok());
         auto has = stmt->step();
         REQUIRE(has.ok());
-        return *has ? json::parse(stmt->column_text(0)) : json();
+        return *has ? ubuzima::sync::decode_field_versions(stmt->column_text(0)) : json();
     }
 };
 
