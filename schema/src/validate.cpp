@@ -81,7 +81,10 @@ Status validate_value(const FieldDef& f, const Value& v) {
     return {};
 }
 
-Status validate_fields(const TableDef& table, const std::map<std::string, Value>& fields, bool creating) {
+namespace {
+
+template <typename FieldMap>
+Status validate_field_map(const TableDef& table, const FieldMap& fields, bool creating) {
     for (const auto& [name, value] : fields) {
         if (name == sync::kDeletedField) {
             if (!value.is_boolean()) return Status(ErrorCode::InvalidValue, "_deleted must be true or false");
@@ -101,6 +104,16 @@ Status validate_fields(const TableDef& table, const std::map<std::string, Value>
         }
     }
     return {};
+}
+
+}  // namespace
+
+Status validate_fields(const TableDef& table, const std::map<std::string, Value>& fields, bool creating) {
+    return validate_field_map(table, fields, creating);
+}
+
+Status validate_object_fields(const TableDef& table, const Value::object_t& fields, bool creating) {
+    return validate_field_map(table, fields, creating);
 }
 
 std::string_view sql_type(FieldType t) {

@@ -192,23 +192,23 @@ Result<RowState> Store::load_row(const schema::TableDef& table, std::string_view
     return row;
 }
 
-Status Store::write_row(const schema::TableDef& table, std::string_view id, const std::map<std::string, json>& columns,
+Status Store::write_row(const schema::TableDef& table, std::string_view id, const FieldMap& columns,
                         const json& versions) {
     return write_row_text(table, id, columns, sync::encode_field_versions(versions));
 }
 
 Status Store::write_row_text(const schema::TableDef& table, std::string_view id,
-                             const std::map<std::string, json>& columns, const std::string& versions_text) {
+                             const FieldMap& columns, const std::string& versions_text) {
     UBUZIMA_TRY(materialize_outbox(table, id));
     return store_row(table, id, columns, versions_text, /*upsert=*/true);
 }
 
 Status Store::insert_row_text(const schema::TableDef& table, std::string_view id,
-                              const std::map<std::string, json>& columns, const std::string& versions_text) {
+                              const FieldMap& columns, const std::string& versions_text) {
     return store_row(table, id, columns, versions_text, /*upsert=*/false);
 }
 
-Status Store::store_row(const schema::TableDef& table, std::string_view id, const std::map<std::string, json>& columns,
+Status Store::store_row(const schema::TableDef& table, std::string_view id, const FieldMap& columns,
                         const std::string& versions_text, bool upsert) {
     // One statement per row; its text depends only on the set of columns, so one prepared
     // statement per write shape the app uses, found by the column names alone.

@@ -22,6 +22,8 @@
 namespace ubuzima::detail {
 
 using nlohmann::json;
+/// Field name -> value, as a JSON object holds them: a captured write uses the app's object as is.
+using FieldMap = json::object_t;
 
 /// Hidden bookkeeping columns of every typed table.
 inline constexpr const char* kDeletedColumn = "_deleted";
@@ -80,14 +82,14 @@ public:
     /// with_versions = false leaves RowState::versions empty (callers that need only the values).
     Result<RowState> load_row(const schema::TableDef& table, std::string_view id, bool with_versions = true);
     /// Upserts the given columns (schema fields and/or "_deleted") and the row's `_v`.
-    Status write_row(const schema::TableDef& table, std::string_view id, const std::map<std::string, json>& columns,
+    Status write_row(const schema::TableDef& table, std::string_view id, const FieldMap& columns,
                      const json& versions);
     /// The same with `_v` already serialised (local writes build it without a JSON tree).
     Status write_row_text(const schema::TableDef& table, std::string_view id,
-                          const std::map<std::string, json>& columns, const std::string& versions_text);
+                          const FieldMap& columns, const std::string& versions_text);
     /// A plain INSERT of a row that must not exist yet: an existing id fails instead of merging.
     Status insert_row_text(const schema::TableDef& table, std::string_view id,
-                           const std::map<std::string, json>& columns, const std::string& versions_text);
+                           const FieldMap& columns, const std::string& versions_text);
     Status delete_row(const schema::TableDef& table, std::string_view id);
     /// The fields of a row that carry `version`, as pushed for an outbox entry whose `fields` is
     /// kLazyFields (the row's first write, which nothing has changed since).
@@ -115,10 +117,10 @@ public:
 
 private:
     Store(sql::Database db, const schema::Schema* schema, sync::WallClock wall, sync::NodeId node, sync::Hlc last);
-    Status store_row(const schema::TableDef& table, std::string_view id, const std::map<std::string, json>& columns,
+    Status store_row(const schema::TableDef& table, std::string_view id, const FieldMap& columns,
                      const std::string& versions_text, bool upsert);
     Status check_class_rules(const schema::TableDef& table, std::string_view id, const RowState& row, bool live,
-                             const std::map<std::string, json>& fields, WriteMode mode);
+                             const FieldMap& fields, WriteMode mode);
 
     // Prepared statements keyed by what decides their text, so the hot paths neither rebuild SQL
     // text nor hash it per row (the pointers are owned by m_db's statement cache).

@@ -210,7 +210,7 @@ Status reject(Store& store, std::int64_t seq, const sync::Change& change, const 
         if (!fields.is_object()) continue;
         for (const auto& [name, value] : fields.items()) deferred.emplace(name, std::make_pair(value, version));
     }
-    std::map<std::string, json> columns;
+    FieldMap columns;
     for (const auto& [field, value] : change.fields) {
         auto stored = row->versions.find(field);
         if (stored == row->versions.end() || *stored != rejected_version) continue;
@@ -282,7 +282,7 @@ Status apply_pulled(Store& store, const sync::RowChange& rc, ApplyCounts& counts
     }
     auto row = store.load_row(*table, rc.row_id);
     if (!row.ok()) return row.status();
-    std::map<std::string, json> columns;
+    FieldMap columns;
     for (const auto& [field, incoming] : rc.fields) {
         const bool is_deleted = field == sync::kDeletedField;
         if (!is_deleted && !table->field(field)) continue;

@@ -325,3 +325,38 @@ TEST_CASE("a database is usable from several threads", "[client]") {
     CHECK(db.query("need")->size() == 100);
     CHECK(*db.pending_changes() == 100);
 }
+
+TEST_CASE("the app's fields object is checked in place and never changed", "[client]") {
+    TempFile file;
+    Database db = open_db(file);
+    const json fields = need_fields();
+    auto id = db.insert("need", fields);
+    REQUIRE(id.ok());
+    CHECK(fields == need_fields());
+
+    // What get() returned can be written back: its "id" is the row's own and is not a field.
+    json back = **db.get("need", *id);
+    back["title"] = "Edited";
+    REQUIRE(db.update("need", *id, back).ok());
+    CHECK((**db.get("need", *id))["title"] == "Edited");
+    json other_id = back;
+    other_id["id"] = "someone-else";
+    CHECK(db.update("need", *id, other_id).code() == ErrorCode::InvalidArgument);
+    json with_id = need_fields();
+    with_id["id"] = "chosen";
+    CHECK(db.insert("need", with_id).status().code() == ErrorCode::InvalidArgument);
+    json deleting = need_fields();
+    deleting["_deleted"] = true;
+    CHECK(db.put("need", *id, deleting).code() == ErrorCode::InvalidArgument);
+    CHECK(db.update("need", *id, json::object()).code() == ErrorCode::InvalidArgument);
+    CHECK(db.update("need", *id, json::array()).code() == ErrorCode::InvalidArgument);
+    json only_id{{"id", *id}};
+    CHECK(db.update("need", *id, only_id).code() == ErrorCode::InvalidArgument);  // nothing left to write
+
+    // A put over a tombstone writes _deleted = false too, without adding it to the app's object.
+    REQUIRE(db.remove("need", *id).ok());
+    const json revive = need_fields();
+    REQUIRE(db.put("need", *id, revive).ok());
+    CHECK(revive == need_fields());
+    CHECK(db.get("need", *id)->has_value());
+}

@@ -89,6 +89,8 @@ Status validate_value(const FieldDef& field, const Value& value);
 /// Checks the fields of one change: every name known (UnknownField), every value valid
 /// (InvalidValue), `_deleted` a boolean. When `creating`, every required field must be present.
 Status validate_fields(const TableDef& table, const std::map<std::string, Value>& fields, bool creating);
+/// The same for a JSON object's own map (a device checks the app's object without copying it).
+Status validate_object_fields(const TableDef& table, const Value::object_t& fields, bool creating);
 
 /// SQLite column type for a field type.
 std::string_view sql_type(FieldType t);
