@@ -4,6 +4,7 @@
 #include "ubuzima/sync/protocol.hpp"
 
 #include <algorithm>
+#include <type_traits>
 
 #include "json_out.hpp"
 
@@ -43,7 +44,8 @@ Result<std::uint64_t> hex_at(const json& j, const char* what) {
 
 bool is_int(const json& j) { return j.is_number_integer() || j.is_number_unsigned(); }
 
-Result<Change> decode_change(const json& c, size_t index) {
+// Field values are moved out of the parsed document (it is thrown away after decoding).
+Result<Change> decode_change(json& c, size_t index) {
     const std::string where = "batch.changes[" + std::to_string(index) + "]";
     if (!c.is_object()) return bad(where + " must be an object");
     Change ch;
@@ -64,7 +66,7 @@ Result<Change> decode_change(const json& c, size_t index) {
     ch.table = t->get<std::string>();
     ch.row_id = id->get<std::string>();
     ch.version = *ver;
-    for (auto it = f->begin(); it != f->end(); ++it) ch.fields.emplace(it.key(), it.value());
+    for (auto it = f->begin(); it != f->end(); ++it) ch.fields.emplace(it.key(), std::move(it.value()));
     auto b = c.find("b");
     if (b != c.end() && !b->is_null()) {
         if (!b->is_object()) return bad(where + ".b must be an object");
@@ -87,11 +89,13 @@ json versioned_map_to_json(const std::map<std::string, VersionedValue>& m) {
     return o;
 }
 
-Result<std::map<std::string, VersionedValue>> versioned_map_from_json(const json& o, const std::string& where) {
+// Json is json (values are moved out of the parsed document) or const json (copied).
+template <typename Json>
+Result<std::map<std::string, VersionedValue>> versioned_map_from_json(Json& o, const std::string& where) {
     if (!o.is_object()) return bad(where + " must be an object");
     std::map<std::string, VersionedValue> out;
     for (auto it = o.begin(); it != o.end(); ++it) {
-        const json& pair = it.value();
+        Json& pair = it.value();
         if (!pair.is_array() || pair.size() < 2 || pair.size() > 3)
             return bad(where + "." + it.key() + " must be [value, version] or [value, version, overwrote]");
         auto ver = version_at(pair[1], (where + "." + it.key()).c_str());
@@ -102,7 +106,8 @@ Result<std::map<std::string, VersionedValue>> versioned_map_from_json(const json
             if (!ov.ok()) return ov.status();
             overwrote = *ov;
         }
-        out.emplace(it.key(), VersionedValue{pair[0], *ver, overwrote});
+        if constexpr (std::is_const_v<Json>) out.emplace(it.key(), VersionedValue{pair[0], *ver, overwrote});
+        else out.emplace(it.key(), VersionedValue{std::move(pair[0]), *ver, overwrote});
     }
     return out;
 }
@@ -112,7 +117,7 @@ Result<std::map<std::string, VersionedValue>> versioned_map_from_json(const json
 Result<SyncRequest> decode_sync_request(std::string_view body) {
     auto parsed = parse_object(body);
     if (!parsed.ok()) return parsed.status();
-    const json& j = *parsed;
+    json& j = *parsed;
     SyncRequest req;
 
     auto p = j.find("protocol");
@@ -330,7 +335,7 @@ void write_row_change(detail::JsonOut& w, const RowChange& rc) {
     w.raw("}");
 }
 
-Result<RowChange> row_change_from_json(const json& c) {
+Result<RowChange> row_change_from_json(json& c) {
     if (!c.is_object() || !c.contains("t") || !c["t"].is_string() || !c.contains("id") || !c["id"].is_string())
         return bad("changes[] must have t and id");
     RowChange rc{c["t"].get<std::string>(), c["id"].get<std::string>(), {}, false};
@@ -352,7 +357,7 @@ Result<RowChange> row_change_from_json(const json& c) {
         auto version = version_at(c["v"], "changes[].v");
         if (!version.ok()) return version.status();
         for (auto it = c["d"].begin(); it != c["d"].end(); ++it)
-            if (!rc.fields.emplace(it.key(), VersionedValue{it.value(), *version, Version{}}).second)
+            if (!rc.fields.emplace(it.key(), VersionedValue{std::move(it.value()), *version, Version{}}).second)
                 return bad("changes[]: field " + it.key() + " is in both d and f");
     }
     return rc;
@@ -397,7 +402,7 @@ Result<SyncResponse> decode_sync_response(std::string_view body) {
     }
     if (!j.contains("changes") || !j["changes"].is_array()) return bad("changes must be an array");
     resp.changes.reserve(j["changes"].size());
-    for (const json& c : j["changes"]) {
+    for (json& c : (*parsed)["changes"]) {  // checked above; values are moved out
         auto rc = row_change_from_json(c);
         if (!rc.ok()) return rc.status();
         resp.changes.push_back(std::move(*rc));

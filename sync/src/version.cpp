@@ -4,13 +4,21 @@
 
 namespace ubuzima::sync {
 
-std::string to_hex16(std::uint64_t v) {
+namespace {
+
+void write_hex16(char* out, std::uint64_t v) {
     static const char* digits = "0123456789abcdef";
-    std::string out(16, '0');
     for (int i = 15; i >= 0; --i) {
-        out[static_cast<size_t>(i)] = digits[v & 0xF];
+        out[i] = digits[v & 0xF];
         v >>= 4;
     }
+}
+
+}  // namespace
+
+std::string to_hex16(std::uint64_t v) {
+    std::string out(16, '0');
+    write_hex16(out.data(), v);
     return out;
 }
 
@@ -27,7 +35,13 @@ std::optional<std::uint64_t> parse_hex16(std::string_view s) {
     return v;
 }
 
-std::string Version::to_string() const { return to_hex16(hlc) + "@" + to_hex16(node); }
+// One allocation: versions are written for every field of every synced row.
+std::string Version::to_string() const {
+    std::string out(33, '@');
+    write_hex16(out.data(), hlc);
+    write_hex16(out.data() + 17, node);
+    return out;
+}
 
 std::optional<Version> Version::parse(std::string_view s) {
     if (s.size() != 33 || s[16] != '@') return std::nullopt;

@@ -265,7 +265,8 @@ Result<json> Store::fields_at(const schema::TableDef& table, std::string_view id
     for (const auto& [name, v] : row->versions.items()) {
         if (!v.is_string() || v.get_ref<const std::string&>() != version) continue;
         if (name == kDeletedColumn) fields[name] = row->deleted;
-        else fields[name] = row->values.value(name, json());
+        else if (auto value = row->values.find(name); value != row->values.end()) fields[name] = std::move(*value);
+        else fields[name] = nullptr;
     }
     return fields;
 }

@@ -50,11 +50,12 @@ Result<OutgoingBatch> load_batch(Store& store, const std::string& batch_id) {
         }
         const json base = json::parse(s.column_text(5), nullptr, false);
         if (!version || !fields.is_object() || !base.is_object()) {
+            const std::int64_t seq = s.column_int(0);  // before reset() drops the row
             s.reset();
-            return Status(ErrorCode::Corrupt, "outbox entry " + std::to_string(s.column_int(0)) + " is unreadable");
+            return Status(ErrorCode::Corrupt, "outbox entry " + std::to_string(seq) + " is unreadable");
         }
         change.version = *version;
-        for (const auto& [name, value] : fields.items()) change.fields[name] = value;
+        for (auto& [name, value] : fields.get_ref<json::object_t&>()) change.fields.emplace(name, std::move(value));
         for (const auto& [name, value] : base.items())
             if (value.is_string())
                 if (auto b = sync::Version::parse(value.get<std::string>())) change.base[name] = *b;
