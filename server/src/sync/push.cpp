@@ -195,10 +195,12 @@ Result<ApplyOutcome> apply_change(WriteTxn& tx, const TableDef& table, std::opti
     merged.seq = *seq;
     UBUZIMA_TRY(tx.write_row(table, merged));
     out.wrote = true;
+    out.row = std::move(merged);
     return out;
 }
 
-Result<sync::PushResult> SyncService::push(WriteTxn& tx, const AuthUser& user, const sync::PushBatch& batch) {
+Result<sync::PushResult> SyncService::push(WriteTxn& tx, const AuthUser& user, const sync::PushBatch& batch,
+                                           WrittenRows* written) {
     auto seen = tx.find_batch(user.id, batch.id);
     if (!seen.ok()) return seen.status();
     if (*seen) {
@@ -247,6 +249,12 @@ Result<sync::PushResult> SyncService::push(WriteTxn& tx, const AuthUser& user, c
         auto applied = apply_change(tx, *t, std::move(*row), ch, now);
         if (!applied.ok()) return applied.status();
         for (auto& c : applied->conflicts) result.conflicts.push_back(std::move(c));
+        if (written && applied->wrote) {
+            WrittenRow& w = (*written)[{ch.table, ch.row_id}];
+            w.seq = applied->row.seq;
+            w.versions = std::move(applied->row.versions);
+            w.seqs = std::move(applied->row.seqs);
+        }
         ++result.applied;
     }
     UBUZIMA_TRY(tx.save_batch(user.id, batch.id, sync::push_result_to_json(result).dump()));

@@ -73,10 +73,12 @@ Result<sync::SyncResponse> SyncService::sync(const AuthUser& user, const sync::S
     if (request.clock) m_clock.observe(request.clock, m_options.clock_skew_ms);
 
     sync::SyncResponse response;
+    WrittenRows written;
     if (request.batch) {
         sync::PushResult result;
         const Status pushed_ok = m_store.write([&](WriteTxn& tx) -> Status {
-            auto pushed = push(tx, user, *request.batch);
+            written.clear();  // a retried transaction starts over
+            auto pushed = push(tx, user, *request.batch, &written);
             if (!pushed.ok()) return pushed.status();
             result = std::move(*pushed);
             return tx.save_clock(m_clock.last());
@@ -84,12 +86,13 @@ Result<sync::SyncResponse> SyncService::sync(const AuthUser& user, const sync::S
         if (!pushed_ok.ok()) return pushed_ok;
         response.push = std::move(result);
     }
-    UBUZIMA_TRY(pull(user, request, response));
+    UBUZIMA_TRY(pull(user, request, response, &written));
     response.server_clock = m_clock.now();
     return response;
 }
 
-Status SyncService::pull(const AuthUser& user, const sync::SyncRequest& request, sync::SyncResponse& response) {
+Status SyncService::pull(const AuthUser& user, const sync::SyncRequest& request, sync::SyncResponse& response,
+                         const WrittenRows* written) {
     auto parsed = PullCursor::parse(request.cursor);
     if (!parsed.ok()) return parsed.status();
     const PullCursor in = *parsed;
@@ -102,6 +105,17 @@ Status SyncService::pull(const AuthUser& user, const sync::SyncRequest& request,
         for (const FeedEntry& e : *entries) {
             const schema::TableDef* t = schema::Schema::builtin().table(e.table);
             if (!t) continue;
+            if (!e.gone && written) {
+                auto w = written->find({e.table, e.row_id});
+                if (w != written->end() && w->second.seq == e.seq) {
+                    bool any = false;
+                    for (const auto& [field, version] : w->second.versions) {
+                        auto seq = w->second.seqs.find(field);
+                        if (seq != w->second.seqs.end() && seq->second > in.since && version.node != request.node) any = true;
+                    }
+                    if (!any) continue;  // the device wrote every field it lacks: no need to read it back
+                }
+            }
             auto row = tx.read_row(*t, e.row_id);
             if (!row.ok()) return row.status();
             if (!*row) continue;

@@ -64,8 +64,19 @@ public:
     Result<sync::Version> resolve_conflict(const AuthUser& user, std::int64_t conflict_id, const sync::Value& value);
 
 private:
-    Result<sync::PushResult> push(WriteTxn& tx, const AuthUser& user, const sync::PushBatch& batch);
-    Status pull(const AuthUser& user, const sync::SyncRequest& request, sync::SyncResponse& response);
+    /// Field versions and seqs of the rows a push wrote, by (table, id): the pull that answers
+    /// the same request skips those that hold nothing for the device, without reading them back.
+    struct WrittenRow {
+        std::int64_t seq = 0;
+        std::map<std::string, sync::Version> versions;
+        std::map<std::string, std::int64_t> seqs;
+    };
+    using WrittenRows = std::map<std::pair<std::string, std::string>, WrittenRow>;
+
+    Result<sync::PushResult> push(WriteTxn& tx, const AuthUser& user, const sync::PushBatch& batch,
+                                  WrittenRows* written = nullptr);
+    Status pull(const AuthUser& user, const sync::SyncRequest& request, sync::SyncResponse& response,
+                const WrittenRows* written = nullptr);
 
     Store& m_store;
     const ServerOptions& m_options;
@@ -78,6 +89,7 @@ private:
 struct ApplyOutcome {
     bool wrote = false;
     std::vector<sync::ConflictReport> conflicts;
+    StoredRow row;  ///< the row as written (when `wrote`)
 };
 
 /// Merges `change` field by field into `row` (nullopt = new row) with sync::merge_field, writes

@@ -154,3 +154,33 @@ TEST_CASE("malformed sync requests are 400 and change nothing", "[server][pull]"
     json cursor = nullptr;
     CHECK(find_row(s.pull_all(admin, kNodeB, cursor), "need", "n1").is_null());
 }
+
+TEST_CASE("a push's own pull skips only rows that hold nothing new for the pushing device", "[server][pull]") {
+    TestServer s;
+    const std::string alice = s.user_token("alice", "assessor", {"fac-kabgayi"});
+    const std::string bea = s.user_token("bea", "assessor", {"fac-kabgayi"});
+    json a_cursor = nullptr;
+    s.pull_all(alice, kNodeA, a_cursor);  // alice is caught up with the seeds
+
+    // Bea creates n1; alice, before pulling it, edits its title in the same request that pulls.
+    const std::string vb = s.version(kNodeB);
+    s.sync(bea, kNodeB, json::array({change("need", "n1", vb, need_fields("fac-kabgayi"))}));
+    const std::string va = s.version(kNodeA);
+    Reply r = s.sync(alice, kNodeA,
+                     json::array({change("need", "n1", va, {{"title", "Alice's title"}}, {{"title", vb}}),
+                                  change("need", "n2", s.version(kNodeA), need_fields("fac-kabgayi"))}),
+                     "", a_cursor);
+    REQUIRE(r.status == 200);
+    REQUIRE(r.body["push"]["applied"] == 2);
+    // n1 was written by this very push, but bea's fields are new to alice: they come, alice's
+    // own title does not. n2 holds only alice's own fields: it is not echoed.
+    json n1 = expand_row(find_row(r.body["changes"], "need", "n1"));
+    REQUIRE(n1.is_object());
+    CHECK(n1["f"]["description"][1] == vb);
+    CHECK_FALSE(n1["f"].contains("title"));
+    CHECK(find_row(r.body["changes"], "need", "n2").is_null());
+
+    // Caught up: nothing is sent again.
+    Reply again = s.sync(alice, kNodeA, nullptr, "", r.body["cursor"]);
+    CHECK(again.body["changes"].empty());
+}
