@@ -30,6 +30,18 @@ void remove_db(const std::string& path) {
     for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix, ec);
 }
 
+// The file's size once its WAL is checkpointed into it: the bytes the rows take on disk.
+double bytes_on_disk(const std::string& path) {
+    {
+        auto db = sql::Database::open(path);
+        check(db.status(), "reopen for checkpoint");
+        check(db->exec("PRAGMA wal_checkpoint(TRUNCATE)"), "checkpoint");
+    }
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(path, ec);
+    return ec ? 0.0 : static_cast<double>(size);
+}
+
 // The ceiling: one prepared INSERT per table, values bound with the library's own typed binding.
 double raw_rows_per_s(const std::string& path, const std::string& synchronous, const std::vector<bench::Record>& rows,
                       std::size_t per_tx) {
@@ -129,8 +141,12 @@ int main(int argc, char** argv) {
                     lib_path, sync_mode == "FULL" ? Durability::Full : Durability::Normal, rows, per_tx));
             }
             const double raw = median(raws), lib = median(libs);
+            // Both files hold the last round's rows (and the schema's empty tables).
+            const double raw_bytes = bytes_on_disk(raw_path) / static_cast<double>(n);
+            const double lib_bytes = bytes_on_disk(lib_path) / static_cast<double>(n);
             bench::emit({{"bench", "local_writes"}, {"synchronous", sync_mode}, {"rows_per_tx", per_tx},
-                         {"rows", n}, {"rounds", rounds}, {"raw_rows_per_s", raw}, {"lib_rows_per_s", lib}, {"ratio", lib / raw}});
+                         {"rows", n}, {"rounds", rounds}, {"raw_rows_per_s", raw}, {"lib_rows_per_s", lib}, {"ratio", lib / raw},
+                         {"raw_bytes_per_row", raw_bytes}, {"lib_bytes_per_row", lib_bytes}});
         }
     }
     remove_db(raw_path);

@@ -67,9 +67,12 @@ def main():
 
     lw = by(bench="local_writes")
     md += "### Local writes (rows/s; library = row + field versions + outbox entry)\n\n"
-    md += table(["synchronous", "rows per transaction", "rows", "raw SQLite", "library", "library / raw"],
+    md += table(["synchronous", "rows per transaction", "rows", "raw SQLite", "library", "library / raw",
+                 "bytes on disk per row raw / library"],
                 [[r["synchronous"], r["rows_per_tx"], fmt(r["rows"]), fmt(r["raw_rows_per_s"]),
-                  fmt(r["lib_rows_per_s"]), f"{r['ratio']:.2f}"] for r in lw])
+                  fmt(r["lib_rows_per_s"]), f"{r['ratio']:.2f}",
+                  f"{r['raw_bytes_per_row']:.0f} / {r['lib_bytes_per_row']:.0f}" if "lib_bytes_per_row" in r else "n/a"]
+                 for r in lw])
 
     sizes = sorted({r["n"] for r in by(bench="sync")})
     md += "\n### Initial sync over loopback (ours: real server + CurlTransport; PouchDB: pouchdb 9 ↔ express-pouchdb)\n\n"
