@@ -71,10 +71,10 @@ Status write_meta(sql::Database& db, std::string_view key, std::string_view valu
     return (*stmt)->bind(1, key).bind(2, value).run();
 }
 
-// The largest HLC this device has handed out. A captured write does not rewrite _meta.hlc (that
-// was two more upserts per commit): its version is in its outbox entry, and the newest entry has
-// the largest version, because versions only grow in seq order; _meta.hlc is saved by every sync,
-// which is what deletes entries or re-stamps them.
+// The clock to resume from. A captured write does not rewrite _meta.hlc (that was two more
+// upserts per commit): its version is in its outbox entry. Every sync saves _meta.hlc (a sync is
+// what deletes entries, re-stamps them or resets a clock that ran ahead), and the versions issued
+// since then grow with seq, so the newest entry holds the largest of them.
 Result<sync::Hlc> last_issued_hlc(sql::Database& db) {
     auto hlc_text = read_meta(db, "hlc");
     if (!hlc_text.ok()) return hlc_text.status();
@@ -217,8 +217,8 @@ Status Store::store_row(const schema::TableDef& table, std::string_view id, cons
         m_key_buffer += name;
         m_key_buffer += '\0';
     }
-    auto found = m_upsert_stmts.find(std::make_pair(&table, m_key_buffer));
-    if (found == m_upsert_stmts.end()) {
+    auto found = m_row_write_stmts.find(std::make_pair(&table, m_key_buffer));
+    if (found == m_row_write_stmts.end()) {
         std::string names = "id, _v";
         std::string params = "?, ?";
         std::string updates = "_v = excluded._v";
@@ -231,7 +231,7 @@ Status Store::store_row(const schema::TableDef& table, std::string_view id, cons
         auto stmt = m_db.cached("INSERT INTO " + sql::quote_ident(table.name) + " (" + names + ") VALUES (" + params +
                                 ")" + (upsert ? " ON CONFLICT(id) DO UPDATE SET " + updates : std::string()));
         if (!stmt.ok()) return stmt.status();
-        found = m_upsert_stmts.emplace(std::make_pair(&table, m_key_buffer), *stmt).first;
+        found = m_row_write_stmts.emplace(std::make_pair(&table, m_key_buffer), *stmt).first;
     }
     sql::Statement& s = *found->second;
     s.reset();

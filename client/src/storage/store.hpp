@@ -125,7 +125,7 @@ private:
     // Prepared statements keyed by what decides their text, so the hot paths neither rebuild SQL
     // text nor hash it per row (the pointers are owned by m_db's statement cache).
     std::map<const schema::TableDef*, sql::Statement*> m_load_stmts;
-    std::map<std::pair<const schema::TableDef*, std::string>, sql::Statement*> m_upsert_stmts;
+    std::map<std::pair<const schema::TableDef*, std::string>, sql::Statement*> m_row_write_stmts;
     std::string m_key_buffer;
 
     std::mutex m_mutex;
