@@ -3,7 +3,6 @@
 #include "storage/store.hpp"
 
 #include "ubuzima/sync/field_versions.hpp"
-#include "ubuzima/sync/flat_json.hpp"
 #include "ubuzima/sync/protocol.hpp"
 
 namespace ubuzima::detail {
@@ -13,25 +12,6 @@ namespace {
 std::string short_id(std::string_view id) { return std::string(id.substr(0, 13)) + (id.size() > 13 ? "…" : ""); }
 
 std::string value_text(const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
-
-// The outbox copy of an update's fields: what json(fields).dump() writes, through one serializer
-// (a dump() per value constructs and clears a fresh one each time).
-std::string outbox_fields_text(const FieldMap& fields) {
-    std::string text = "{";
-    text.reserve(1024);
-    nlohmann::detail::serializer<json> writer(nlohmann::detail::output_adapter<char, std::string>(text), ' ',
-                                              json::error_handler_t::strict);
-    for (const auto& [name, value] : fields) {
-        if (text.size() > 1) text += ',';
-        sync::append_json_string(text, name);
-        text += ':';
-        // Most captured text needs no escaping: append_json_string copies it as is.
-        if (value.is_string()) sync::append_json_string(text, value.get_ref<const std::string&>());
-        else writer.dump(value, false, false, 0);
-    }
-    text += '}';
-    return text;
-}
 
 // The fields a write stores: the caller's own object, checked and used in place (copying it was
 // ~15% of a captured write), or `storage` when the write must differ from it. "id" may repeat the
@@ -158,7 +138,7 @@ Status Store::write_in_transaction(WriteMode mode, std::string_view table_name, 
     std::string base_text = "{}";
     std::string fields_text = kLazyFields;  // a fresh row: the outbox entry refers to it
     if (row->exists) {
-        fields_text = outbox_fields_text(*fields);
+        fields_text = json(*fields).dump();  // an update's own copy: only a fresh row's entry refers to it
         json versions = row->versions;
         json base = json::object();
         for (const auto& [name, value] : *fields) {

@@ -271,6 +271,16 @@ Result<json> Store::fields_at(const schema::TableDef& table, std::string_view id
     return fields;
 }
 
+Result<json> Store::outbox_entry_fields(std::string_view table_name, std::string_view id, std::string_view version,
+                                        const std::string& fields_text) {
+    if (fields_text != kLazyFields) return json::parse(fields_text, nullptr, false);
+    const schema::TableDef* table = m_schema->table(table_name);
+    if (!table)
+        return Status(ErrorCode::Corrupt, "an outbox entry refers to the fields of a row of unknown table '" +
+                                              std::string(table_name) + "'");
+    return fields_at(*table, id, version);
+}
+
 Status Store::materialize_outbox(const schema::TableDef& table, std::string_view id) {
     auto lazy = m_db.cached("SELECT seq, version FROM _outbox WHERE tbl = ? AND row_id = ? AND fields = ''");
     if (!lazy.ok()) return lazy.status();

@@ -94,6 +94,10 @@ public:
     /// The fields of a row that carry `version`, as pushed for an outbox entry whose `fields` is
     /// kLazyFields (the row's first write, which nothing has changed since).
     Result<json> fields_at(const schema::TableDef& table, std::string_view id, std::string_view version);
+    /// The fields an outbox entry pushes, from its `fields` text (parsed; not an object if the
+    /// text is unreadable) or, for kLazyFields, from the row (fields_at).
+    Result<json> outbox_entry_fields(std::string_view table, std::string_view id, std::string_view version,
+                                     const std::string& fields_text);
     /// Copies the fields into this row's lazy outbox entries: called before anything changes or
     /// deletes the row (write_row*, delete_row, re-stamping a version).
     Status materialize_outbox(const schema::TableDef& table, std::string_view id);

@@ -37,17 +37,12 @@ Result<OutgoingBatch> load_batch(Store& store, const std::string& batch_id) {
         change.table = s.column_text(1);
         change.row_id = s.column_text(2);
         auto version = sync::Version::parse(s.column_text(3));
-        json fields;
-        if (const std::string text = s.column_text(4); text != kLazyFields) {
-            fields = json::parse(text, nullptr, false);
-        } else if (const schema::TableDef* table = store.schema().table(change.table)) {
-            auto current = store.fields_at(*table, change.row_id, s.column_text(3));
-            if (!current.ok()) {
-                s.reset();
-                return current.status();
-            }
-            fields = std::move(*current);
+        auto entry_fields = store.outbox_entry_fields(change.table, change.row_id, s.column_text(3), s.column_text(4));
+        if (!entry_fields.ok()) {
+            s.reset();
+            return entry_fields.status();
         }
+        json fields = std::move(*entry_fields);
         const json base = json::parse(s.column_text(5), nullptr, false);
         if (!version || !fields.is_object() || !base.is_object()) {
             const std::int64_t seq = s.column_int(0);  // before reset() drops the row
@@ -200,16 +195,10 @@ Status reject(Store& store, std::int64_t seq, const sync::Change& change, const 
         earlier_entries.emplace_back(q.column_text(0), q.column_text(1));
     }));
     for (const auto& [version, text] : earlier_entries) {
-        json fields;
-        if (text != kLazyFields) {
-            fields = json::parse(text, nullptr, false);
-        } else {
-            auto current = store.fields_at(*table, change.row_id, version);
-            if (!current.ok()) return current.status();
-            fields = std::move(*current);
-        }
-        if (!fields.is_object()) continue;
-        for (const auto& [name, value] : fields.items()) deferred.emplace(name, std::make_pair(value, version));
+        auto fields = store.outbox_entry_fields(change.table, change.row_id, version, text);
+        if (!fields.ok()) return fields.status();
+        if (!fields->is_object()) continue;
+        for (const auto& [name, value] : fields->items()) deferred.emplace(name, std::make_pair(value, version));
     }
     FieldMap columns;
     for (const auto& [field, value] : change.fields) {
