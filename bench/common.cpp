@@ -58,7 +58,6 @@ const char* const kItems[] = {"item-amn-power", "item-amn-water", "item-amn-priv
 const char* const kNeedTypes[] = {"skills_training", "equipment_repair_maintenance", "specialist_clinical_service",
                                   "medicines_supplies"};
 const char* const kPriorities[] = {"critical", "high", "medium", "low"};
-const char* const kMethods[] = {"lecture", "bedside_teaching", "ward_round", "simulation", "case_review"};
 
 std::string make_id(const std::string& prefix, std::int64_t index) {
     char buf[64];
@@ -82,7 +81,6 @@ Record make_record(std::int64_t index, const std::string& facility, const std::s
                     {"status", "draft"},
                     {"visit_date", "2026-11-20"},
                     {"started_at", captured},
-                    {"lead_assessor_id", "u-assessor-0001"},
                     {"respondent_role", "clinical_director"},
                     {"respondent_name", "Dr. " + sentence(seed, 2)},
                     {"latitude", -1.7 + static_cast<double>(index % 97) / 1000.0},
@@ -106,19 +104,15 @@ Record make_record(std::int64_t index, const std::string& facility, const std::s
                     {"trainees_expected", 4 + index % 9},
                     {"status", "identified"}};
     } else if (index % 10 == 7) {
-        r.table = "skill_transfer_session";
-        r.fields = {{"deployment_id", "dep-" + std::to_string(index % 13)},
-                    {"facility_id", facility},
-                    {"department_id", "dept-" + std::to_string(index % 7)},
-                    {"topic", sentence(seed, 40)},
-                    {"specialty_code", "anaesthesiology"},
-                    {"method", pick(seed, kMethods)},
-                    {"start_at", captured},
-                    {"duration_minutes", 60 + index % 4 * 30},
-                    {"delivery", "in_person"},
-                    {"target_cadres", json::array({"nurse", "midwife", "general_practitioner"})},
-                    {"cpd_points_offered", 2.0},
-                    {"status", "held"}};
+        // A status step of a need (an assessor's table, as the rest of the mix; sessions are the
+        // focal points' since write_roles, and replaced them here at about the same size).
+        r.table = "need_status_event";
+        r.fields = {{"facility_id", facility},
+                    {"need_id", make_id(id_prefix, index / 10 * 10 + 3)},
+                    {"from_status", "identified"},
+                    {"to_status", "open"},
+                    {"at_ts", captured},
+                    {"note", sentence(seed, 40)}};
     } else {
         r.table = "assessment_finding";
         r.fields = {{"facility_id", facility},

@@ -12,8 +12,8 @@
 
 namespace {
 
-using ubuzima::server::HttpRequest;
-using ubuzima::server::HttpResponse;
+using ubuzima::server::http::Request;
+using ubuzima::server::http::Response;
 using ubuzima::server::test::TestServer;
 using nlohmann::json;
 
@@ -30,9 +30,9 @@ void clean_up() {
     g_state = nullptr;
 }
 
-[[noreturn]] void fail(const char* what, const HttpRequest& request, const HttpResponse& response) {
+[[noreturn]] void fail(const char* what, const Request& request, const Response& response) {
     std::fprintf(stderr, "fuzz_server_request: %s: %s %s -> %d %s\n", what, request.method.c_str(),
-                 request.path.c_str(), response.status, response.body.c_str());
+                 request.raw_path.c_str(), response.status, response.body.c_str());
     std::abort();
 }
 
@@ -43,8 +43,8 @@ std::string replace_all(std::string text, const std::string& from, const std::st
 }
 
 // "METHOD\nPATH[?k=v]\nheader: value\n...\n\nBODY"; "@token@" stands for a coordinator token.
-HttpRequest parse_structured(std::string_view text) {
-    HttpRequest r;
+Request parse_structured(std::string_view text) {
+    Request r;
     auto next_line = [&text]() {
         const std::size_t nl = text.find('\n');
         std::string line(text.substr(0, nl));
@@ -55,12 +55,10 @@ HttpRequest parse_structured(std::string_view text) {
     std::string path = next_line();
     const std::size_t q = path.find('?');
     if (q != std::string::npos) {
-        const std::string query = path.substr(q + 1);
-        const std::size_t eq = query.find('=');
-        r.query[query.substr(0, eq)] = eq == std::string::npos ? "" : query.substr(eq + 1);
+        r.query = ubuzima::server::http::parse_query(path.substr(q + 1));
         path.resize(q);
     }
-    r.path = path;
+    r.raw_path = path;
     for (std::string line = next_line(); !line.empty(); line = next_line()) {
         const std::size_t colon = line.find(':');
         std::string name = line.substr(0, colon);
@@ -73,17 +71,17 @@ HttpRequest parse_structured(std::string_view text) {
     return r;
 }
 
-HttpRequest sync_request(std::string body, const std::string& token) {
-    HttpRequest r;
+Request sync_request(std::string body, const std::string& token) {
+    Request r;
     r.method = "POST";
-    r.path = "/v1/sync";
+    r.raw_path = "/v1/sync";
     r.headers["content-type"] = "application/json";
     r.headers["authorization"] = "Bearer " + token;
     r.body = std::move(body);
     return r;
 }
 
-void check(const HttpRequest& request, const HttpResponse& response) {
+void check(const Request& request, const Response& response) {
     if (response.status < 200 || response.status > 599) fail("invalid status", request, response);
     // Bad input is the client's fault: a 500 means our code failed on it.
     if (response.status == 500) fail("internal error", request, response);
@@ -109,8 +107,11 @@ void check(const HttpRequest& request, const HttpResponse& response) {
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
     g_state = new State;
     g_state->server = std::make_unique<TestServer>();
-    g_state->assessor_token = g_state->server->user_token("alice", "assessor", {"fac-gisenyi"});
-    g_state->coordinator_token = g_state->server->user_token("coord", "coordinator", {});
+    // Tokens of the device the corpus's sync bodies name (node 0123456789abcdef).
+    g_state->assessor_token =
+        g_state->server->token_for_node(g_state->server->user_token("alice", "assessor", {"fac-gisenyi"}), 0x0123456789abcdefULL);
+    g_state->coordinator_token =
+        g_state->server->token_for_node(g_state->server->user_token("coord", "coordinator", {}), 0x0123456789abcdefULL);
     std::atexit(clean_up);
     return 0;
 }
@@ -122,7 +123,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const int mode = data[0] % 6;
     const std::string rest(reinterpret_cast<const char*>(data) + 1, size - 1);
     const std::string& token = mode % 2 == 0 ? g_state->assessor_token : g_state->coordinator_token;
-    HttpRequest request;
+    Request request;
     switch (mode) {
         case 0:
         case 1: request = sync_request(rest, token); break;

@@ -29,8 +29,10 @@ DEFAULT_SEED_DIR = os.path.join(HERE, "seed")
 
 CLASSES = {"reference", "editable", "sealed", "append_only"}
 TYPES = {"text", "int", "real", "bool", "date", "ts", "json", "enum"}
-TABLE_KEYS = {"name", "class", "scope", "seal", "sealed_with", "description", "fields"}
-FIELD_KEYS = {"name", "type", "values", "required", "min", "max", "max_length", "references"}
+TABLE_KEYS = {"name", "class", "scope", "seal", "sealed_with", "description", "fields", "write_roles"}
+FIELD_KEYS = {"name", "type", "values", "required", "min", "max", "max_length", "references",
+              "actor", "value_roles"}
+ROLES = {"admin", "coordinator", "assessor", "focal_point", "practitioner"}
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")  # same rule as the C++ loader (<= 63 chars)
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 VOID_FIELDS = {"voided_at": "ts", "voided_by": "text", "void_reason": "text"}
@@ -216,6 +218,35 @@ def check_schema(schema, chk):
                     chk.err(tw, "scope field %r must be required" % scope)
         if name == "facility" and scope is not None:
             chk.err(tw, "table facility must have scope null")
+
+        # Who may write the table from a device: required on every device-written table, and
+        # absent on reference tables (the server writes those).
+        wr = t.get("write_roles")
+        if cls == "reference":
+            if wr is not None:
+                chk.err(tw, "a reference table is written by the server only: no 'write_roles'")
+        elif (not isinstance(wr, list) or not wr or not all(isinstance(r, str) for r in wr)
+              or not set(wr) <= ROLES or len(set(wr)) != len(wr)):
+            chk.err(tw, "'write_roles' must be a non-empty array of distinct roles from %s" % sorted(ROLES))
+        for fname, fd in fmap.items():
+            fw = "%s.%s" % (tw, fname)
+            actor = fd.get("actor")
+            if actor is not None:
+                if fd.get("type") != "text":
+                    chk.err(fw, "an actor field holds a user id: it must be text")
+                if actor != "create" and actor not in fmap:
+                    chk.err(fw, "'actor' must be \"create\" or the name of a field of the table")
+            vr = fd.get("value_roles")
+            if vr is not None:
+                if fd.get("type") != "enum" or not isinstance(vr, dict) or not vr:
+                    chk.err(fw, "'value_roles' maps values of an enum field to role lists")
+                else:
+                    for v, roles in vr.items():
+                        if v not in (fd.get("values") or []):
+                            chk.err(fw, "value_roles names %r, not a value of the field" % v)
+                        if (not isinstance(roles, list) or not roles
+                                or not all(isinstance(r, str) for r in roles) or not set(roles) <= ROLES):
+                            chk.err(fw, "value_roles[%r] must be a non-empty array of roles" % v)
 
         seal, sw = t.get("seal"), t.get("sealed_with")
         if cls != "sealed":

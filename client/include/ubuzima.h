@@ -53,6 +53,7 @@ typedef enum ubuzima_status {
     UBUZIMA_UNAVAILABLE = 14,
     UBUZIMA_METHOD_NOT_ALLOWED = 15,
     UBUZIMA_LENGTH_REQUIRED = 16,
+    UBUZIMA_REVOKED = 17,          /**< the device was revoked or the user disabled: log in again (or ask an admin) */
     UBUZIMA_UNKNOWN_TABLE = 20,
     UBUZIMA_UNKNOWN_FIELD = 21,
     UBUZIMA_READ_ONLY = 22,
@@ -61,6 +62,7 @@ typedef enum ubuzima_status {
     UBUZIMA_CLOCK_SKEW = 25,
     UBUZIMA_APPEND_ONLY = 26,
     UBUZIMA_PROTOCOL_MISMATCH = 27,
+    UBUZIMA_WRONG_NODE = 28,       /**< a change carried another device's node id */
     UBUZIMA_IO_ERROR = 30,
     UBUZIMA_DISK_FULL = 31,
     UBUZIMA_CORRUPT = 32,
@@ -145,12 +147,28 @@ UBUZIMA_API ubuzima_status ubuzima_db_query(ubuzima_db* db, const char* table, c
 UBUZIMA_API ubuzima_status ubuzima_db_login(ubuzima_db* db, const char* server_url, const char* username,
                                             const char* password, ubuzima_error* err);
 
+/** Ends this device's login on the server (every token of it is void) and forgets the tokens
+    locally, even when the server cannot be reached (then that error is returned). Data stays.
+    @return UBUZIMA_OK, NETWORK, TIMEOUT */
+UBUZIMA_API ubuzima_status ubuzima_db_logout(ubuzima_db* db, ubuzima_error* err);
+
+/** Deletes everything the device holds but reference data -- unsynced changes included -- and
+    the login, and makes it a new device (new node id): for a tablet handed to someone else.
+    (Logging in as another user does this by itself when nothing is unsynced, and is refused with
+    UBUZIMA_CONFLICT otherwise.)
+    @return UBUZIMA_OK, IO_ERROR, DISK_FULL */
+UBUZIMA_API ubuzima_status ubuzima_db_reset(ubuzima_db* db, ubuzima_error* err);
+
 /** Configures sync from a JSON object; keys left out keep their defaults:
       {"server_url": "https://…",                  (default: the URL of the last login)
        "connect_timeout_ms": 10000, "timeout_ms": 60000,
        "batch_size": 500, "page_limit": 1000, "max_round_trips": 1000,
        "retry": {"max_attempts": 5, "initial_backoff_ms": 500, "max_backoff_ms": 30000,
-                 "jitter": 0.5}}
+                 "jitter": 0.5},
+       "ca_file": "/path/ca.pem",                   (certificate authorities to trust; default: the system's)
+       "ca_pem": "-----BEGIN CERTIFICATE-----…",   (the same as PEM text: an Android app has no CA path)
+       "pins": "sha256//…;sha256//…"}               (or an array; public-key pins, current key + backup)
+    Certificates are always verified; plain http:// is sent only to this machine (loopback).
     Every call starts again from the defaults. Not while a ubuzima_db_sync() of this db runs on
     another thread (the next sync uses the new options).
     @return UBUZIMA_OK, INVALID_JSON, INVALID_ARGUMENT (an unknown key, a wrong type or a value

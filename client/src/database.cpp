@@ -175,6 +175,20 @@ Status Database::login(std::string_view server_url, std::string_view username, s
     });
 }
 
+Status Database::logout() {
+    return guard([&]() -> Status {
+        if (!m_impl) return closed();
+        return m_impl->session->logout();
+    });
+}
+
+Status Database::reset() {
+    return guard([&]() -> Status {
+        if (!m_impl) return closed();
+        return m_impl->session->reset();
+    });
+}
+
 Result<SyncReport> Database::sync(const SyncProgress& progress) {
     return guard([&]() -> Result<SyncReport> {
         if (!m_impl) return closed();

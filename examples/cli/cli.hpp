@@ -23,6 +23,11 @@ void print_usage();
 nlohmann::json parse_assignments(const Args& args, size_t from);
 /// Prints rows as an aligned table of the named columns.
 void print_rows(const std::vector<nlohmann::json>& rows, const std::vector<std::string>& columns);
+// read_password.cpp
+/// The password from UBUZIMA_PASSWORD, else typed at the terminal without echo, else one line of
+/// standard input: never from the command line, which `ps` shows to everyone.
+Result<std::string> read_password(const std::string& prompt);
+
 /// Prints a Status failure to stderr and returns exit code 1.
 int fail(const Status& status);
 std::string to_cell(const nlohmann::json& v);

@@ -43,9 +43,29 @@ const std::map<std::string, std::vector<std::string>> kColumns = {
 };
 
 int cmd_login(Database& db, const Args& a) {
-    if (!need_args(a, 3, "login SERVER_URL USERNAME PASSWORD")) return 2;
-    if (Status s = db.login(a[0], a[1], a[2]); !s.ok()) return fail(s);
+    if (a.size() > 2) {
+        std::cerr << "ubuzima: the password is never a command-line argument (everyone on the machine sees those);\n"
+                     "type it when asked, or give it in UBUZIMA_PASSWORD or on standard input\n";
+        return 2;
+    }
+    if (!need_args(a, 2, "login SERVER_URL USERNAME")) return 2;
+    auto password = read_password("password for " + a[1] + ": ");
+    if (!password.ok()) return fail(password.status());
+    if (Status s = db.login(a[0], a[1], *password); !s.ok()) return fail(s);
     std::cout << "logged in as " << a[1] << " (device " << db.node_id() << ")\n";
+    return 0;
+}
+
+int cmd_logout(Database& db, const Args&) {
+    Status s = db.logout();
+    if (!s.ok()) return fail(s);
+    std::cout << "logged out: this device's tokens are void\n";
+    return 0;
+}
+
+int cmd_reset(Database& db, const Args&) {
+    if (Status s = db.reset(); !s.ok()) return fail(s);
+    std::cout << "reset: local data and login deleted; new device id " << db.node_id() << "\n";
     return 0;
 }
 
@@ -71,13 +91,13 @@ int cmd_status(Database& db, const Args&) {
 int cmd_assess(Database& db, const Args& a) {
     if (!need_args(a, 1, "assess new|finding|submit ...")) return 2;
     if (a[0] == "new") {
-        if (!need_args(a, 4, "assess new FACILITY VISIT_DATE LEAD_ASSESSOR [TYPE]")) return 2;
+        if (!need_args(a, 3, "assess new FACILITY VISIT_DATE [TYPE]")) return 2;
+        // The lead assessor is the logged-in user: the library fills it in (the server checks).
         return print_id(db.insert("needs_assessment", {{"facility_id", a[1]},
                                                        {"instrument_version_id", "instv-dehs-hna-1.0.0"},
-                                                       {"assessment_type", a.size() > 4 ? a[4] : "baseline"},
+                                                       {"assessment_type", a.size() > 3 ? a[3] : "baseline"},
                                                        {"status", "draft"},
                                                        {"visit_date", a[2]},
-                                                       {"lead_assessor_id", a[3]},
                                                        {"started_at", sync::system_wall_ms()}}));
     }
     if (a[0] == "finding") {
@@ -206,12 +226,17 @@ int cmd_rejected(Database& db, const Args&) {
 void print_usage() {
     std::cout << R"(ubuzima — offline needs assessments and skill-transfer records
 
-usage: ubuzima [--db FILE] COMMAND [ARGS]      (FILE defaults to $UBUZIMA_DB or ubuzima.db)
+usage: ubuzima [--db FILE] [--ca-file PEM] [--pin sha256//...]... COMMAND [ARGS]
+       (FILE defaults to $UBUZIMA_DB or ubuzima.db; --ca-file: the authorities to trust instead of
+       the system's; --pin: the server's public key pin, repeat for a backup key)
 
-  login SERVER_URL USERNAME PASSWORD        provision this device (needs the link once)
+  login SERVER_URL USERNAME                 provision this device (needs the link once); the password
+                                            is asked for, or read from UBUZIMA_PASSWORD / stdin
+  logout                                    end this device's login (the tokens are void)
+  reset                                     delete local data and the login (a tablet handed on)
   sync                                      push local changes and pull the others' (any link)
   status                                    device id and changes waiting to sync
-  assess new FACILITY DATE LEAD [TYPE]      start a needs assessment (prints its id)
+  assess new FACILITY DATE [TYPE]           start a needs assessment (prints its id)
   assess finding ASSESSMENT ITEM AVAIL [COMMENT]
                                             record a checklist item (AVAIL: observed_functional,
                                             observed_not_functional, reported_not_seen, not_available)
@@ -232,7 +257,7 @@ usage: ubuzima [--db FILE] COMMAND [ARGS]      (FILE defaults to $UBUZIMA_DB or 
 
 int run_command(Database& db, const std::string& command, const Args& args) {
     static const std::map<std::string, std::function<int(Database&, const Args&)>> kCommands = {
-        {"login", cmd_login},     {"sync", cmd_sync},       {"status", cmd_status},     {"assess", cmd_assess},
+        {"login", cmd_login},     {"logout", cmd_logout},   {"reset", cmd_reset},       {"sync", cmd_sync},       {"status", cmd_status},     {"assess", cmd_assess},
         {"need", cmd_need},       {"session", cmd_session}, {"trainee", cmd_trainee},   {"attend", cmd_attend},
         {"tally", cmd_tally},     {"set", cmd_set},         {"delete", cmd_delete},     {"list", cmd_list},
         {"show", cmd_show},       {"conflicts", cmd_conflicts}, {"rejected", cmd_rejected}};

@@ -102,6 +102,23 @@ Result<FieldDef> parse_field(const json& jf, const std::string& table) {
     if (jf.contains("max_length") && jf["max_length"].is_number_unsigned())
         f.max_length = jf["max_length"].get<std::size_t>();
     if (jf.contains("references") && jf["references"].is_string()) f.references = jf["references"].get<std::string>();
+    if (jf.contains("actor")) {
+        if (!jf["actor"].is_string() || jf["actor"].get_ref<const std::string&>().empty() || f.type != FieldType::Text)
+            return bad_schema(table + "." + f.name + ": actor must be \"create\" or a field name, on a text field");
+        f.actor = jf["actor"].get<std::string>();
+    }
+    if (jf.contains("value_roles")) {
+        const json& vr = jf["value_roles"];
+        if (!vr.is_object() || f.type != FieldType::Enum)
+            return bad_schema(table + "." + f.name + ": value_roles maps enum values to role lists");
+        for (auto it = vr.begin(); it != vr.end(); ++it) {
+            if (std::find(f.values.begin(), f.values.end(), it.key()) == f.values.end() || !it.value().is_array())
+                return bad_schema(table + "." + f.name + ": value_roles names an unknown value " + it.key());
+            std::vector<std::string>& roles = f.value_roles[it.key()];
+            for (const json& r : it.value())
+                if (r.is_string()) roles.push_back(r.get<std::string>());
+        }
+    }
     return f;
 }
 
@@ -144,6 +161,14 @@ Result<TableDef> parse_table(const json& jt) {
     }
     if (t.cls == TableClass::Sealed && !t.seal && !t.sealed_with)
         return bad_schema(t.name + ": a sealed table needs seal or sealed_with");
+    if (jt.contains("write_roles")) {
+        if (!jt["write_roles"].is_array()) return bad_schema(t.name + ": write_roles must be an array of roles");
+        for (const json& r : jt["write_roles"])
+            if (r.is_string()) t.write_roles.push_back(r.get<std::string>());
+    }
+    for (const FieldDef& f : t.fields)
+        if (f.is_actor() && f.actor != "create" && !t.field(f.actor))
+            return bad_schema(t.name + "." + f.name + ": actor names unknown field " + f.actor);
     return t;
 }
 

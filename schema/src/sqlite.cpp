@@ -248,7 +248,6 @@ Status Transaction::commit() {
 
 // ---- schema tables ----
 
-namespace {
 Result<std::set<std::string>> existing_columns(Database& db, const std::string& table) {
     auto stmt = db.prepare("PRAGMA table_info(" + quote_ident(table) + ")");
     if (!stmt.ok()) return stmt.status();
@@ -256,7 +255,6 @@ Result<std::set<std::string>> existing_columns(Database& db, const std::string& 
     UBUZIMA_TRY(stmt->each([&](const Statement& row) { cols.insert(row.column_text(1)); }));
     return cols;
 }
-}  // namespace
 
 Status ensure_tables(Database& db, const schema::Schema& schema, const std::vector<std::string>& extra_columns) {
     for (const schema::TableDef& t : schema.tables()) {

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "ubuzima/schema/schema.hpp"
+#include "ubuzima/sync/json_limits.hpp"
 
 namespace ubuzima::schema {
 
@@ -28,6 +29,10 @@ bool valid_date(const std::string& s) {
     return d <= max_day;
 }
 
+// A text field the schema gives no max_length still has one: an unbounded value would let one
+// change fill the server's disk and every device's.
+constexpr std::size_t kDefaultMaxText = 10'000;
+
 Status check_range(const FieldDef& f, double v) {
     if (f.min && v < *f.min) return invalid(f, "must be at least " + std::to_string(static_cast<long long>(*f.min)));
     if (f.max && v > *f.max) return invalid(f, "must be at most " + std::to_string(static_cast<long long>(*f.max)));
@@ -45,9 +50,13 @@ Status validate_value(const FieldDef& f, const Value& v) {
     switch (f.type) {
         case FieldType::Text: {
             if (!v.is_string()) return invalid(f, "must be a string");
-            if (f.max_length && v.get_ref<const std::string&>().size() > *f.max_length)
-                return invalid(f, "is longer than " + std::to_string(*f.max_length) + " bytes");
-            if (f.required && v.get_ref<const std::string&>().empty()) return invalid(f, "is required and cannot be empty");
+            const std::string& text = v.get_ref<const std::string&>();
+            const std::size_t max = f.max_length ? *f.max_length : kDefaultMaxText;
+            if (text.size() > max) return invalid(f, "is longer than " + std::to_string(max) + " bytes");
+            if (f.required && text.empty()) return invalid(f, "is required and cannot be empty");
+            // Checked here, at the write: text that is not UTF-8 cannot be sent as JSON, and let in,
+            // it would fail every later sync of the device.
+            if (!sync::is_valid_utf8(text)) return invalid(f, "is not valid UTF-8 text");
             return {};
         }
         case FieldType::Int:
@@ -69,7 +78,7 @@ Status validate_value(const FieldDef& f, const Value& v) {
             return {};
         case FieldType::Json:
             if (!v.is_array() && !v.is_object()) return invalid(f, "must be a JSON array or object");
-            return {};
+            return sync::check_json_value(v, sync::kMaxValueDepth, f.name + ":");
         case FieldType::Enum: {
             if (!v.is_string()) return invalid(f, "must be one of its enumerated codes");
             const auto& s = v.get_ref<const std::string&>();
@@ -98,8 +107,9 @@ Status validate_field_map(const TableDef& table, const FieldMap& fields, bool cr
         auto deleted = fields.find(std::string(sync::kDeletedField));
         const bool is_delete = deleted != fields.end() && deleted->second == true;
         if (!is_delete) {
+            // A "create" actor field may be left out: the server sets it from the login.
             for (const FieldDef& f : table.fields)
-                if (f.required && fields.find(f.name) == fields.end())
+                if (f.required && f.actor != "create" && fields.find(f.name) == fields.end())
                     return Status(ErrorCode::InvalidValue, table.name + ": new row lacks required field '" + f.name + "'");
         }
     }

@@ -1,17 +1,23 @@
 // Ubuzima Sync — MIT licence.
-// ubuzima-server: parses the command line, opens the store, serves HTTP until SIGTERM/SIGINT.
+// ubuzima-server: serves the API until SIGTERM/SIGINT (SIGHUP reloads the TLS certificate), or
+// runs one console command (user, device, audit).
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 
-#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <string>
+#include <vector>
 
 #include "api/api.hpp"
+#include "cli/admin_commands.hpp"
+#include "cli/read_secret.hpp"
+#include "cli/server_args.hpp"
 #include "http/listener.hpp"
+#include "http/tls_server.hpp"
 #include "storage/sqlite_store.hpp"
 
 using namespace ubuzima;
@@ -19,114 +25,124 @@ using namespace ubuzima::server;
 
 namespace {
 
-constexpr const char* kUsage =
-    "usage: ubuzima-server --data DIR --listen HOST:PORT [--max-body-bytes N] [--access-ttl SECONDS]\n"
-    "                      [--clock-skew-ms N] [--pbkdf2-iterations N]\n"
-    "  PORT 0 picks a free port. UBUZIMA_ADMIN_PASSWORD creates user 'admin' in an empty store.\n";
-
-bool parse_int(const char* text, long long min, long long& out) {
-    char* end = nullptr;
-    errno = 0;
-    out = std::strtoll(text, &end, 10);
-    return errno == 0 && end != text && *end == '\0' && out >= min;
-}
-
-/// Fills `options`; returns false (after printing why) on bad arguments.
-bool parse_args(int argc, char** argv, ServerOptions& options) {
-    bool have_data = false, have_listen = false;
-    for (int i = 1; i < argc; ++i) {
-        const std::string arg = argv[i];
-        if (arg == "--help" || arg == "-h") {
-            std::fputs(kUsage, stdout);
-            std::exit(0);
-        }
-        if (i + 1 >= argc) {
-            std::fprintf(stderr, "ubuzima-server: %s needs a value\n%s", arg.c_str(), kUsage);
-            return false;
-        }
-        const char* value = argv[++i];
-        long long n = 0;
-        if (arg == "--data") {
-            options.data_dir = value;
-            have_data = true;
-        } else if (arg == "--listen") {
-            const std::string hp = value;
-            const std::size_t colon = hp.rfind(':');
-            if (colon == std::string::npos || colon == 0 || !parse_int(hp.c_str() + colon + 1, 0, n) || n > 65535) {
-                std::fprintf(stderr, "ubuzima-server: --listen wants HOST:PORT, got %s\n", value);
-                return false;
-            }
-            options.host = hp.substr(0, colon);
-            options.port = static_cast<int>(n);
-            have_listen = true;
-        } else if (arg == "--max-body-bytes" && parse_int(value, 1, n)) {
-            options.max_body_bytes = static_cast<std::size_t>(n);
-        } else if (arg == "--access-ttl" && parse_int(value, 0, n)) {
-            options.access_ttl_s = n;
-        } else if (arg == "--clock-skew-ms" && parse_int(value, 0, n)) {
-            options.clock_skew_ms = n;
-        } else if (arg == "--pbkdf2-iterations" && parse_int(value, 1, n) && n <= 10'000'000) {
-            options.pbkdf2_iterations = static_cast<int>(n);
-        } else {
-            std::fprintf(stderr, "ubuzima-server: bad option %s %s\n%s", arg.c_str(), value, kUsage);
-            return false;
-        }
-    }
-    if (!have_data || !have_listen) {
-        std::fputs(kUsage, stderr);
-        return false;
-    }
-    return true;
-}
-
 int fail(const Status& s) {
     std::fprintf(stderr, "ubuzima-server: %s\n", s.to_string().c_str());
     return 1;
 }
 
-}  // namespace
+// Each open connection is a file descriptor: the default soft limit of 1,024 let ~1,100 idle
+// connections lock everyone out. Raise it to what the system allows this process.
+void raise_file_limit() {
+    rlimit lim{};
+    if (getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur >= lim.rlim_max) return;
+    lim.rlim_cur = lim.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &lim) != 0) std::fprintf(stderr, "ubuzima-server: cannot raise the open-file limit\n");
+}
 
-int main(int argc, char** argv) {
+// The bootstrap password, read once and then wiped from the environment block, which
+// /proc/<pid>/environ would otherwise show for the process's whole life.
+std::optional<std::string> bootstrap_password() {
+    if (const char* file = std::getenv("UBUZIMA_ADMIN_PASSWORD_FILE"); file && *file) {
+        std::ifstream in(file);
+        std::string line;
+        if (in && std::getline(in, line) && !line.empty()) return line;
+        std::fprintf(stderr, "ubuzima-server: cannot read UBUZIMA_ADMIN_PASSWORD_FILE %s\n", file);
+        return std::nullopt;
+    }
+    if (const char* pw = std::getenv("UBUZIMA_ADMIN_PASSWORD"); pw && *pw) {
+        std::string value = pw;
+        scrub_environment_value("UBUZIMA_ADMIN_PASSWORD");
+        return value;
+    }
+    return std::nullopt;
+}
+
+int serve(const std::vector<std::string>& args) {
     ServerOptions options;
-    if (!parse_args(argc, argv, options)) return 2;
-    if (const char* pw = std::getenv("UBUZIMA_ADMIN_PASSWORD"); pw && *pw) options.bootstrap_admin_password = pw;
+    bool help = false;
+    Status parsed = parse_serve_args(args, options, help);
+    if (help) {
+        std::fputs(kServeUsage, stdout);
+        return 0;
+    }
+    if (!parsed.ok()) {
+        std::fprintf(stderr, "ubuzima-server: %s\n%s", parsed.message().c_str(), kServeUsage);
+        return 2;
+    }
+    std::vector<std::string> warnings;
+    if (Status s = check_serve_options(options, warnings); !s.ok()) return fail(s);
+    for (const std::string& w : warnings) std::fprintf(stderr, "ubuzima-server: warning: %s\n", w.c_str());
+    options.bootstrap_admin_password = bootstrap_password();
 
-    // Block the stop signals before any thread starts, so every thread inherits the mask and
-    // only sigwait() below ever sees them.
-    sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGTERM);
-    sigaddset(&stop, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+    // Certificate and key are read and checked now: a bad pair fails the start, not the first
+    // connection.
+    std::shared_ptr<TlsServerContext> tls;
+    if (!options.tls_cert.empty()) {
+        auto loaded = TlsServerContext::load(options.tls_cert, options.tls_key);
+        if (!loaded.ok()) return fail(loaded.status());
+        tls = std::move(*loaded);
+    }
+
+    // Block the signals before any thread starts, so every thread inherits the mask and only
+    // sigwait() below ever sees them.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    raise_file_limit();
 
     std::error_code ec;
     std::filesystem::create_directories(options.data_dir, ec);
     if (ec) return fail(Status(ErrorCode::IoError, "cannot create " + options.data_dir + ": " + ec.message()));
 
-    init_http_threads(4);
-    auto store = SqliteStore::open((std::filesystem::path(options.data_dir) / "ubuzima.db").string());
+    if (options.listener == ListenerKind::Cpprest) init_http_threads(options.limits.handler_threads);
+    auto store = SqliteStore::open((std::filesystem::path(options.data_dir) / "ubuzima.db").string(), 0, "",
+                                   options.schema);
     if (!store.ok()) return fail(store.status());
     auto api = Api::create(**store, options);
     if (!api.ok()) return fail(api.status());
 
-    if (options.port == 0) {
-        auto port = pick_free_port(options.host);
-        if (!port.ok()) return fail(port.status());
-        options.port = *port;
-    }
+    ListenOptions listen;
+    listen.host = options.host;
+    listen.port = options.port;
+    listen.tls = tls;
+    listen.limits = options.limits;
     Api* handler = api->get();
-    auto listener = HttpListener::open(options.host, options.port, options.max_body_bytes,
-                                       [handler](const HttpRequest& r) { return handler->handle(r); });
+    auto listener = open_listener(options.listener, listen, [handler](const http::Request& r) { return handler->handle(r); });
     if (!listener.ok()) return fail(listener.status());
-    std::printf("ubuzima-server listening on http://%s:%d\n", options.host.c_str(), options.port);
+    std::printf("ubuzima-server listening on %s\n", (*listener)->url(options.host).c_str());
+    if (tls) std::printf("ubuzima-server: TLS certificate %s\n", tls->summary().c_str());
     std::fflush(stdout);
 
-    int sig = 0;
-    sigwait(&stop, &sig);
-    std::fprintf(stderr, "ubuzima-server: %s, shutting down\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    for (;;) {
+        int sig = 0;
+        sigwait(&signals, &sig);
+        if (sig != SIGHUP) {
+            std::fprintf(stderr, "ubuzima-server: %s, shutting down\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            break;
+        }
+        if (!tls) continue;
+        const Status reloaded = tls->reload();
+        if (reloaded.ok()) std::fprintf(stderr, "ubuzima-server: SIGHUP: TLS certificate reloaded: %s\n", tls->summary().c_str());
+        else std::fprintf(stderr, "ubuzima-server: SIGHUP: keeping the old certificate: %s\n", reloaded.to_string().c_str());
+    }
     (*listener)->close();  // in-flight requests finish before close() returns
     listener->reset();
     api->reset();
     store->reset();  // closes the database: WAL checkpointed, nothing pending
     return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::vector<std::string> args(argv + 1, argv + argc);
+    if (!args.empty() && is_admin_command(args[0])) {
+        const std::string command = args[0];
+        return run_admin_command(command, std::vector<std::string>(args.begin() + 1, args.end()));
+    }
+    if (!args.empty() && args[0] == "serve") args.erase(args.begin());
+    return serve(args);
 }

@@ -4,9 +4,11 @@
 #include "ubuzima/sync/protocol.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <type_traits>
 
 #include "json_out.hpp"
+#include "ubuzima/sync/json_limits.hpp"
 
 namespace ubuzima::sync {
 
@@ -21,11 +23,27 @@ namespace {
 
 Status bad(std::string msg) { return Status(ErrorCode::BadRequest, std::move(msg)); }
 
+// Bodies from the other side: depth-bounded before any tree is built (json_limits.hpp). Their
+// size is bounded by whoever read them (the server per route, the client by its transport).
 Result<json> parse_object(std::string_view body) {
-    json j = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded()) return Status(ErrorCode::InvalidJson, "body is not valid JSON");
-    if (!j.is_object()) return bad("body must be a JSON object");
+    auto j = parse_json(body);
+    if (!j.ok()) return j.status();
+    if (!j->is_object()) return bad("body must be a JSON object");
     return j;
+}
+
+/// An integer member within [min, max], else BadRequest naming it (get<int>() of 4294967297
+/// read 1).
+Status int_member(const json& j, const char* name, std::int64_t min, std::int64_t max, std::int64_t& out) {
+    auto it = j.find(name);
+    const std::string range = " must be an integer from " + std::to_string(min) + " to " + std::to_string(max);
+    if (it == j.end() || !(it->is_number_integer() || it->is_number_unsigned())) return bad(std::string(name) + range);
+    if (it->is_number_unsigned() && it->get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX))
+        return bad(std::string(name) + range);
+    const std::int64_t v = it->get<std::int64_t>();
+    if (v < min || v > max) return bad(std::string(name) + range);
+    out = v;
+    return {};
 }
 
 Result<Version> version_at(const json& j, const char* what) {
@@ -120,15 +138,18 @@ Result<SyncRequest> decode_sync_request(std::string_view body) {
     json& j = *parsed;
     SyncRequest req;
 
-    auto p = j.find("protocol");
-    if (p == j.end() || !is_int(*p)) return bad("protocol must be an integer");
-    req.protocol = p->get<int>();
-    if (req.protocol != kProtocolVersion)
-        return Status(ErrorCode::ProtocolMismatch, "unsupported protocol " + std::to_string(req.protocol));
-    auto sv = j.find("schema_version");
-    if (sv == j.end() || !is_int(*sv) || sv->get<std::int64_t>() < 1 || sv->get<std::int64_t>() > 1'000'000)
-        return bad("schema_version must be a positive integer");
-    req.schema_version = sv->get<int>();
+    std::int64_t n64 = 0;
+    UBUZIMA_TRY(int_member(j, "protocol", INT64_MIN, INT64_MAX, n64));
+    if (n64 != kProtocolVersion)
+        return Status(ErrorCode::ProtocolMismatch, "unsupported protocol " + std::to_string(n64));
+    req.protocol = kProtocolVersion;
+    UBUZIMA_TRY(int_member(j, "schema_version", 1, 1'000'000, n64));
+    req.schema_version = static_cast<int>(n64);
+    for (const char* name : {"pending", "rejected"}) {
+        if (!j.contains(name) || j[name].is_null()) continue;
+        UBUZIMA_TRY(int_member(j, name, 0, INT64_MAX, n64));
+        (std::string_view(name) == "pending" ? req.pending : req.rejected) = n64;
+    }
     auto node = j.find("node");
     if (node == j.end()) return bad("node is missing");
     auto n = hex_at(*node, "node");
@@ -148,8 +169,12 @@ Result<SyncRequest> decode_sync_request(std::string_view body) {
     }
     auto limit = j.find("limit");
     if (limit != j.end() && !limit->is_null()) {
-        if (!is_int(*limit) || limit->get<std::int64_t>() < 1) return bad("limit must be a positive integer");
-        req.limit = static_cast<int>(std::min<std::int64_t>(limit->get<std::int64_t>(), 5000));
+        if (!is_int(*limit) || (limit->is_number_integer() && limit->get<std::int64_t>() < 1))
+            return bad("limit must be a positive integer");
+        // Clamped, as documented: the server applies its own page maximum on top.
+        req.limit = limit->is_number_unsigned() && limit->get<std::uint64_t>() > 5000
+                        ? 5000
+                        : static_cast<int>(std::min<std::int64_t>(limit->get<std::int64_t>(), 5000));
     }
     auto batch = j.find("batch");
     if (batch != j.end() && !batch->is_null()) {
@@ -211,7 +236,10 @@ std::string encode_sync_request(const SyncRequest& req) {
     if (req.cursor) w.string(*req.cursor);
     else w.raw("null");
     w.key("limit").raw(std::to_string(req.limit)).key("node").string(to_hex16(req.node));
-    w.key("protocol").raw(std::to_string(req.protocol)).key("schema_version").raw(std::to_string(req.schema_version));
+    if (req.pending >= 0) w.key("pending").raw(std::to_string(req.pending));
+    w.key("protocol").raw(std::to_string(req.protocol));
+    if (req.rejected >= 0) w.key("rejected").raw(std::to_string(req.rejected));
+    w.key("schema_version").raw(std::to_string(req.schema_version));
     w.raw("}");
     return out;
 }
@@ -381,6 +409,19 @@ std::string encode_sync_response(const SyncResponse& resp) {
     w.key("protocol").raw(std::to_string(resp.protocol)).key("push");
     if (resp.push) w.raw(push_result_to_json(*resp.push).dump());
     else w.raw("null");
+    if (resp.scope) {
+        w.key("scope");
+        if (resp.scope->all) {
+            w.string("*");
+        } else {
+            w.raw("[");
+            for (std::size_t i = 0; i < resp.scope->facilities.size(); ++i) {
+                if (i) w.raw(",");
+                w.string(resp.scope->facilities[i]);
+            }
+            w.raw("]");
+        }
+    }
     w.key("server_clock").string(to_hex16(resp.server_clock)).raw("}");
     return out;
 }
@@ -390,8 +431,9 @@ Result<SyncResponse> decode_sync_response(std::string_view body) {
     if (!parsed.ok()) return parsed.status();
     const json& j = *parsed;
     SyncResponse resp;
-    if (!j.contains("protocol") || !is_int(j["protocol"])) return bad("protocol must be an integer");
-    resp.protocol = j["protocol"].get<int>();
+    std::int64_t protocol = 0;
+    UBUZIMA_TRY(int_member(j, "protocol", 1, 1'000'000, protocol));
+    resp.protocol = static_cast<int>(protocol);
     auto clock = hex_at(j.value("server_clock", json()), "server_clock");
     if (!clock.ok()) return clock.status();
     resp.server_clock = *clock;
@@ -411,6 +453,21 @@ Result<SyncResponse> decode_sync_response(std::string_view body) {
     resp.cursor = j["cursor"].get<std::string>();
     if (!j.contains("more") || !j["more"].is_boolean()) return bad("more must be a boolean");
     resp.more = j["more"].get<bool>();
+    if (j.contains("scope") && !j["scope"].is_null()) {
+        const json& scope = j["scope"];
+        ScopeNotice notice;
+        if (scope.is_string() && scope.get_ref<const std::string&>() == "*") {
+            notice.all = true;
+        } else if (scope.is_array()) {
+            for (const json& f : scope) {
+                if (!f.is_string()) return bad("scope must be \"*\" or an array of facility ids");
+                notice.facilities.push_back(f.get<std::string>());
+            }
+        } else {
+            return bad("scope must be \"*\" or an array of facility ids");
+        }
+        resp.scope = std::move(notice);
+    }
     return resp;
 }
 

@@ -39,7 +39,6 @@ bool Status::is_transient() const noexcept {
         case ErrorCode::Busy:
         case ErrorCode::Unavailable:
         case ErrorCode::RateLimited:
-        case ErrorCode::Internal:
             return true;
         default:
             return false;

@@ -11,7 +11,7 @@ using nlohmann::json;
 
 TEST_CASE_METHOD(ServerFixture, "Two devices capture offline and converge", "[integration]") {
     Database a = device("alice", "alice");
-    Database b = device("bob", "bob");
+    Database b = device("fiona", "fiona");
 
     // Offline on A: an assessment with findings and a need.
     auto assessment = a.insert("needs_assessment", assessment_fields("fac-gisenyi"));

@@ -16,8 +16,9 @@ namespace ubuzima::test {
 
 constexpr const char* kPassword = "field-work-2026";
 
-/// Starts a server with four users: alice and bob (assessors at Gisenyi), carol (assessor at
-/// Butaro) and coord (coordinator, all facilities).
+/// Starts a server with six users: alice and bob (assessors at Gisenyi), fiona and felix (focal
+/// points at Gisenyi: sessions, trainees, tallies), carol (assessor at Butaro) and coord
+/// (coordinator, all facilities).
 class ServerFixture {
 public:
     ServerFixture() : server(dir.file("server")) { server.start(); create_users(); }
@@ -26,6 +27,8 @@ public:
         const std::string admin = login_token(server.url(), "admin", server.admin_password());
         create_user(server.url(), admin, "alice", kPassword, "assessor", {"fac-gisenyi"});
         create_user(server.url(), admin, "bob", kPassword, "assessor", {"fac-gisenyi"});
+        create_user(server.url(), admin, "fiona", kPassword, "focal_point", {"fac-gisenyi"});
+        create_user(server.url(), admin, "felix", kPassword, "focal_point", {"fac-gisenyi"});
         create_user(server.url(), admin, "carol", kPassword, "assessor", {"fac-butaro"});
         create_user(server.url(), admin, "coord", kPassword, "coordinator", {});
     }
@@ -81,8 +84,7 @@ inline nlohmann::json assessment_fields(const std::string& facility) {
             {"instrument_version_id", "instv-dehs-hna-1.0.0"},
             {"assessment_type", "baseline"},
             {"status", "draft"},
-            {"visit_date", "2026-11-20"},
-            {"lead_assessor_id", "alice"}};
+            {"visit_date", "2026-11-20"}};  // lead_assessor_id: the logged-in user, filled in by the library
 }
 
 }  // namespace ubuzima::test

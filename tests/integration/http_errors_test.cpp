@@ -25,7 +25,7 @@ TEST_CASE_METHOD(ServerFixture, "Bad requests get clear JSON errors and lose not
     auto need = a.insert("need", need_fields("fac-gisenyi", "Kept through the storm"));
     REQUIRE(need.ok());
     must_sync(a);
-    const std::string tok = token("alice");
+    const std::string tok = login_token(server.url(), "alice", kPassword, "00000000000000aa");
     const std::string sync_url = server.url() + "/v1/sync";
 
     check_error(http_request("POST", sync_url, "{\"protocol\":1,", tok), 400, "invalid_json");

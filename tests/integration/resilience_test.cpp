@@ -19,7 +19,7 @@ constexpr std::int64_t kDayMs = 24LL * 3600 * 1000;
 }  // namespace
 
 TEST_CASE_METHOD(ServerFixture, "10,000 rows pulled in pages leave the device equal to the server", "[integration][slow]") {
-    Database a = device("alice", "alice");
+    Database a = device("fiona", "fiona");
     for (int i = 0; i < 10'000; ++i) REQUIRE(a.insert("service_tally", tally(i)).ok());
     SyncReport ra = must_sync(a);
     CHECK(ra.pushed == 10'000);
@@ -38,7 +38,7 @@ TEST_CASE_METHOD(ServerFixture, "10,000 rows pulled in pages leave the device eq
 }
 
 TEST_CASE_METHOD(ServerFixture, "A progress callback sees every round trip and can stop between two", "[integration]") {
-    Database a = device("alice", "alice");
+    Database a = device("fiona", "fiona");
     for (int i = 0; i < 300; ++i) REQUIRE(a.insert("service_tally", tally(i)).ok());
     SyncOptions small;
     small.batch_size = 100;
@@ -85,8 +85,8 @@ TEST_CASE_METHOD(ServerFixture, "A device offline for weeks catches up in one sy
     std::int64_t now = sync::system_wall_ms();
     DatabaseOptions slow_clock;
     slow_clock.wall_clock = [&now] { return now; };
-    Database a = device("alice", "alice", slow_clock);
-    Database b = device("bob", "bob");
+    Database a = device("fiona", "fiona", slow_clock);
+    Database b = device("felix", "felix");
     auto need = b.insert("need", need_fields("fac-gisenyi", "Physiotherapy training"));
     REQUIRE(need.ok());
     must_sync(b);
@@ -112,7 +112,7 @@ TEST_CASE_METHOD(ServerFixture, "A device offline for weeks catches up in one sy
 }
 
 TEST_CASE_METHOD(ServerFixture, "The server restarts or crashes between syncs and nothing is lost", "[integration]") {
-    Database a = device("alice", "alice");
+    Database a = device("fiona", "fiona");
     Database b = device("bob", "bob");
     for (int i = 0; i < 50; ++i) REQUIRE(a.insert("service_tally", tally(i)).ok());
     must_sync(a);
@@ -137,10 +137,10 @@ TEST_CASE_METHOD(ServerFixture, "The server restarts or crashes between syncs an
 }
 
 TEST_CASE_METHOD(ServerFixture, "A replayed batch applies nothing twice", "[integration]") {
-    const std::string tok = token("alice");
     sync::SyncRequest req;
     req.schema_version = schema::Schema::builtin().version();
     req.node = 0x1111222233334444ULL;
+    const std::string tok = login_token(server.url(), "fiona", kPassword, sync::to_hex16(req.node));
     req.clock = sync::make_hlc(sync::system_wall_ms(), 0);
     sync::Change change;
     change.table = "service_tally";

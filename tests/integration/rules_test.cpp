@@ -76,7 +76,7 @@ TEST_CASE_METHOD(ServerFixture, "A row moved between facilities leaves the devic
     CHECK(facility_state(k, "fac-butaro") == facility_state(c, "fac-butaro"));
 
     // Carol edits it; dana moves it back: Alice gets it whole again, with Carol's edit.
-    REQUIRE(c.update("need", *id, {{"status", "validated"}}).ok());
+    REQUIRE(c.update("need", *id, {{"status", "open"}}).ok());
     must_sync(c);
     must_sync(d);
     REQUIRE(d.update("need", *id, {{"facility_id", "fac-gisenyi"}}).ok());
@@ -85,7 +85,7 @@ TEST_CASE_METHOD(ServerFixture, "A row moved between facilities leaves the devic
     auto back = a.get("need", *id).value();
     REQUIRE(back.has_value());
     CHECK((*back)["title"] == "Anaesthesia mentoring");
-    CHECK((*back)["status"] == "validated");
+    CHECK((*back)["status"] == "open");
     CHECK((*back)["facility_id"] == "fac-gisenyi");
     CHECK(must_sync(c).removed == 1);
     CHECK_FALSE(c.get("need", *id).value().has_value());
@@ -128,7 +128,7 @@ TEST_CASE_METHOD(ServerFixture, "A submitted assessment is sealed on every devic
 }
 
 TEST_CASE_METHOD(ServerFixture, "Append-only rows refuse updates but can be voided", "[integration]") {
-    Database a = device("alice", "alice");
+    Database a = device("fiona", "fiona");
     auto tally = a.insert("service_tally", {{"deployment_id", "dep-002"}, {"facility_id", "fac-gisenyi"},
                                             {"service_date", "2026-11-21"}, {"service_type", "major_surgery"},
                                             {"sex", "female"}, {"age_band", "25_49"}, {"patient_count", 3}});

@@ -155,10 +155,10 @@ TEST_CASE("With synchronous=NORMAL the same power cuts lose committed writes", "
 
 namespace {
 
-server::HttpResponse post(server::Api& api, const std::string& path, const json& body, const std::string& token = "") {
-    server::HttpRequest r;
+server::http::Response post(server::Api& api, const std::string& path, const json& body, const std::string& token = "") {
+    server::http::Request r;
     r.method = "POST";
-    r.path = path;
+    r.raw_path = path;
     r.body = body.dump();
     r.headers["content-type"] = "application/json";
     if (!token.empty()) r.headers["authorization"] = "Bearer " + token;
@@ -190,8 +190,9 @@ TEST_CASE("Every push the server acknowledged survives a power cut of the server
             REQUIRE(store.ok());
             auto api = server::Api::create(**store, options);
             REQUIRE(api.ok());
-            const server::HttpResponse login =
-                post(**api, "/v1/auth/login", {{"username", "admin"}, {"password", "power-admin"}, {"device_id", "d"}});
+            const server::http::Response login = post(
+                **api, "/v1/auth/login",
+                {{"username", "admin"}, {"password", "power-admin"}, {"device_id", sync::to_hex16(0x77)}});
             REQUIRE(login.status == 200);
             const std::string token = json::parse(login.body)["access_token"];
             vfs.cut_after(std::uniform_int_distribution<std::int64_t>(1, 250)(rng));  // a push is ~40 operations
@@ -208,7 +209,7 @@ TEST_CASE("Every push the server acknowledged survives a power cut of the server
                 const json req{{"protocol", 1}, {"schema_version", 1}, {"node", sync::to_hex16(0x77)},
                                {"cursor", nullptr}, {"limit", 1},
                                {"batch", {{"id", "b-" + std::to_string(n)}, {"changes", changes}}}};
-                const server::HttpResponse r = post(**api, "/v1/sync", req, token);
+                const server::http::Response r = post(**api, "/v1/sync", req, token);
                 if (r.status != 200) {
                     REQUIRE(vfs.cut());  // the only way a push may fail here
                     break;

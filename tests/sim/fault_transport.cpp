@@ -27,12 +27,12 @@ FaultCounts& FaultCounts::operator+=(const FaultCounts& o) {
     return *this;
 }
 
-server::HttpRequest to_server_request(const std::string& url, const std::string& body, const HttpHeaders& headers) {
-    server::HttpRequest r;
+server::http::Request to_server_request(const std::string& url, const std::string& body, const HttpHeaders& headers) {
+    server::http::Request r;
     r.method = "POST";
     const std::size_t scheme = url.find("://");
     const std::size_t path = url.find('/', scheme == std::string::npos ? 0 : scheme + 3);
-    r.path = path == std::string::npos ? "/" : url.substr(path);
+    r.raw_path = path == std::string::npos ? "/" : url.substr(path);
     for (const auto& [name, value] : headers) {
         std::string key = name;
         std::transform(key.begin(), key.end(), key.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -47,7 +47,7 @@ void FaultTransport::set_faults(bool on) {
     if (!on) m_captured.clear();
 }
 
-server::HttpResponse FaultTransport::deliver(const server::HttpRequest& request) {
+server::http::Response FaultTransport::deliver(const server::http::Request& request) {
     ++m_counts.delivered;
     return m_api.handle(request);
 }
@@ -58,8 +58,8 @@ Result<HttpResponse> FaultTransport::post(const std::string& url, const std::str
         ++m_counts.offline;
         return network("offline");
     }
-    const server::HttpRequest request = to_server_request(url, body, headers);
-    const bool is_sync = request.path == "/v1/sync";
+    const server::http::Request request = to_server_request(url, body, headers);
+    const bool is_sync = request.raw_path == "/v1/sync";
     if (m_faults && is_sync && !m_captured.empty() && m_rng.chance(m_rates.replay_stale)) {
         // A request that sat in some queue arrives late, after newer ones: its answer goes nowhere.
         ++m_counts.stale_replays;
@@ -73,7 +73,7 @@ Result<HttpResponse> FaultTransport::post(const std::string& url, const std::str
         m_captured.push_back(request);
         if (m_captured.size() > kCaptured) m_captured.pop_front();
     }
-    server::HttpResponse response = deliver(request);
+    server::http::Response response = deliver(request);
     if (m_faults && m_rng.chance(m_rates.duplicate)) {
         ++m_counts.duplicates;
         response = deliver(request);
@@ -85,6 +85,8 @@ Result<HttpResponse> FaultTransport::post(const std::string& url, const std::str
     HttpResponse out;
     out.status = response.status;
     out.body = std::move(response.body);
+    if (auto retry = response.headers.find("Retry-After"); retry != response.headers.end())
+        out.retry_after_ms = std::stoll(retry->second) * 1000;
     auto encoding = response.headers.find("Content-Encoding");
     if (encoding != response.headers.end() && encoding->second == "gzip") {
         auto plain = server::gzip_decompress(out.body, std::size_t{1} << 30);

@@ -51,7 +51,7 @@ public:
     std::function<void()> before_post;
 
 private:
-    server::HttpResponse deliver(const server::HttpRequest& request);
+    server::http::Response deliver(const server::http::Request& request);
 
     server::Api& m_api;
     Rng& m_rng;
@@ -59,10 +59,10 @@ private:
     bool m_faults = true;
     bool m_online = true;
     FaultCounts m_counts;
-    std::deque<server::HttpRequest> m_captured;  ///< recent /v1/sync requests, for stale replays
+    std::deque<server::http::Request> m_captured;  ///< recent /v1/sync requests, for stale replays
 };
 
 /// Converts a client POST to the server's transport-neutral request (lower-case header names).
-server::HttpRequest to_server_request(const std::string& url, const std::string& body, const HttpHeaders& headers);
+server::http::Request to_server_request(const std::string& url, const std::string& body, const HttpHeaders& headers);
 
 }  // namespace ubuzima::sim

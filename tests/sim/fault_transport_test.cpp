@@ -22,7 +22,7 @@ struct ApiFixture {
         store = server::SqliteStore::open((dir / "s.db").string(), 7).value();
         server::ServerOptions o;
         o.pbkdf2_iterations = 1000;
-        o.bootstrap_admin_password = "pw";
+        o.bootstrap_admin_password = "sim-admin-password";
         api = server::Api::create(*store, o).value();
     }
     ~ApiFixture() {
@@ -35,15 +35,16 @@ struct ApiFixture {
     std::unique_ptr<server::Api> api;
 };
 
-const std::string kLogin = json{{"username", "admin"}, {"password", "pw"}, {"device_id", "d"}}.dump();
+const std::string kLogin =
+    json{{"username", "admin"}, {"password", "sim-admin-password"}, {"device_id", "00000000000000aa"}}.dump();
 const HttpHeaders kHeaders = {{"Content-Type", "application/json"}};
 
 }  // namespace
 
 TEST_CASE("to_server_request keeps the path and lower-cases header names", "[sim]") {
-    const server::HttpRequest r = to_server_request("sim://server/v1/sync", "{}", {{"Authorization", "Bearer x"}});
+    const server::http::Request r = to_server_request("sim://server/v1/sync", "{}", {{"Authorization", "Bearer x"}});
     CHECK(r.method == "POST");
-    CHECK(r.path == "/v1/sync");
+    CHECK(r.raw_path == "/v1/sync");
     CHECK(r.header("authorization") == "Bearer x");
     CHECK(r.body == "{}");
 }
@@ -91,7 +92,7 @@ TEST_CASE_METHOD(ApiFixture, "Each fault kind does what it says", "[sim]") {
     SECTION("stale replay: an earlier /v1/sync request is delivered again before the new one") {
         FaultTransport t(*api, rng, FaultRates{0, 0, 0, 1000});
         const std::string token = json::parse(t.post("sim://server/v1/auth/login", kLogin, kHeaders)->body)["access_token"];
-        const HttpHeaders auth = {{"Authorization", "Bearer " + token}};
+        const HttpHeaders auth = {{"Authorization", "Bearer " + token}, {"Content-Type", "application/json"}};
         const std::string pull = json{{"protocol", 1}, {"schema_version", 1}, {"node", "00000000000000aa"},
                                       {"cursor", nullptr}, {"limit", 10}}.dump();
         REQUIRE(t.post("sim://server/v1/sync", pull, auth)->status == 200);

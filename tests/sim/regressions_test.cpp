@@ -24,7 +24,8 @@ struct World {
         store = server::SqliteStore::open((dir / "server.db").string(), 7).value();
         server::ServerOptions o;
         o.pbkdf2_iterations = 1000;
-        o.bootstrap_admin_password = "pw";
+        o.bootstrap_admin_password = "sim-admin-password";
+        o.rate = server::RateLimits{0, 0, 0, 0};
         o.access_ttl_s = 60;
         o.wall = [this] { return now; };
         api = server::Api::create(*store, o).value();
@@ -35,7 +36,8 @@ struct World {
         std::filesystem::remove_all(dir);
     }
     Database device(const std::string& user, sync::NodeId node) {
-        REQUIRE(api->auth().create_user(user, "pw-" + user, "assessor", {"fac-gisenyi"}).ok());
+        REQUIRE(api->users().create_user(server::Actor::console(), user, "pw-" + user + "-secret", "focal_point",
+                                         {"fac-gisenyi"}).ok());
         DatabaseOptions o;
         o.path = (dir / (user + ".db")).string();
         o.durability = Durability::Normal;
@@ -47,7 +49,7 @@ struct World {
         o.sync.transport = transport;
         o.sync.retry.max_attempts = 1;
         Database db = Database::open(o).value();
-        REQUIRE(db.login("", user, "pw-" + user).ok());
+        REQUIRE(db.login("", user, "pw-" + user + "-secret").ok());
         return db;
     }
 
@@ -92,9 +94,9 @@ TEST_CASE("An edit behind an insert deferred for clock skew is re-sent, not refu
     transport->set_faults(false);
     o.sync.transport = transport;
     o.sync.retry.max_attempts = 1;
-    REQUIRE(w.api->auth().create_user("carol", "pw-carol", "assessor", {"fac-gisenyi"}).ok());
+    REQUIRE(w.api->users().create_user(server::Actor::console(), "carol", "pw-carol-secret", "focal_point", {"fac-gisenyi"}).ok());
     Database c = Database::open(o).value();
-    REQUIRE(c.login("", "carol", "pw-carol").ok());
+    REQUIRE(c.login("", "carol", "pw-carol-secret").ok());
     REQUIRE(c.put("trainee", "t1", {{"facility_id", "fac-gisenyi"}, {"given_name", "Ann"}, {"family_name", "B"},
                                     {"cadre", "nurse"}, {"pseudonym_code", "P1"}}).ok());
     REQUIRE(c.update("trainee", "t1", {{"given_name", "Anne"}}).ok());
@@ -169,7 +171,7 @@ TEST_CASE("A write deferred for clock skew stays older than the device's later e
     // the re-stamped insert then beat the later edit on the server, and the device kept the edit.
     World w;
     Database a = w.device("alice", 0xa);
-    REQUIRE(w.api->auth().create_user("carol", "pw-carol", "assessor", {"fac-gisenyi"}).ok());
+    REQUIRE(w.api->users().create_user(server::Actor::console(), "carol", "pw-carol-secret", "focal_point", {"fac-gisenyi"}).ok());
     DatabaseOptions o;
     o.path = (w.dir / "ahead.db").string();
     o.durability = Durability::Normal;
@@ -183,7 +185,7 @@ TEST_CASE("A write deferred for clock skew stays older than the device's later e
     o.sync.batch_size = 1;
     o.sync.max_round_trips = 1;
     Database c = Database::open(o).value();
-    REQUIRE(c.login("", "carol", "pw-carol").ok());
+    REQUIRE(c.login("", "carol", "pw-carol-secret").ok());
     REQUIRE(c.put("need", "n0", {{"facility_id", "fac-gisenyi"}, {"need_type", "skills_training"}, {"title", "X"},
                                  {"description", "D"}, {"priority", "high"}, {"status", "identified"}}).ok());
     REQUIRE(c.put("trainee", "t1", {{"facility_id", "fac-gisenyi"}, {"given_name", "Ann"}, {"family_name", "B"},

@@ -75,6 +75,8 @@ struct KnownRow {
 struct Device {
     int index = 0;
     std::string user;
+    std::string user_id;  ///< the server's id of `user`: actor fields carry it
+    std::string role;
     std::vector<std::string> facilities;  ///< empty = sees every facility (coordinator)
     bool rogue = false;                   ///< sometimes writes outside its facilities
     std::int64_t skew_ms = 0;
@@ -113,6 +115,7 @@ private:
     Status heal();
     void dump_history(const std::vector<std::string>& failures);
     std::string pick_facility(Device& d);
+    std::string need_status(Device& d);
     const KnownRow* pick_row(const std::string& table);
 
     SimOptions m_options;

@@ -6,7 +6,7 @@
 #include <tuple>
 
 #include "sim.hpp"
-#include "sync/sync_service.hpp"
+#include "replication/sync_service.hpp"
 #include "ubuzima/sync/field_versions.hpp"
 
 namespace ubuzima::sim {
@@ -79,19 +79,26 @@ void Checker::run(Simulation& sim, std::vector<std::string>& failures) {
     if (!read.ok()) throw std::runtime_error("server read: " + read.to_string());
 
     // ---- the server's conflict journal, through the API as a coordinator would see it ----
-    server::HttpRequest login;
+    server::http::Request login;
     login.method = "POST";
-    login.path = "/v1/auth/login";
+    login.raw_path = "/v1/auth/login";
+    login.headers["content-type"] = "application/json";
     login.body = json{{"username", "admin"}, {"password", "sim-admin-password"}, {"device_id", "sim-checker"}}.dump();
     const json grant = json::parse(sim.m_api->handle(login).body, nullptr, false);
-    server::HttpRequest list;
-    list.method = "GET";
-    list.path = "/v1/conflicts";
-    list.query["status"] = "all";
-    list.headers["authorization"] = "Bearer " + grant.value("access_token", std::string());
-    const json conflicts = json::parse(sim.m_api->handle(list).body, nullptr, false);
-    if (!conflicts.contains("conflicts")) throw std::runtime_error("GET /v1/conflicts failed: " + conflicts.dump());
     std::set<VersionKey> journal_lost;
+    json all_conflicts = json::array();
+    for (json after = 0; !after.is_null();) {
+        server::http::Request list;
+        list.method = "GET";
+        list.raw_path = "/v1/conflicts";
+        list.query = {{"status", "all"}, {"limit", "1000"}, {"after", after.dump()}};
+        list.headers["authorization"] = "Bearer " + grant.value("access_token", std::string());
+        const json page = json::parse(sim.m_api->handle(list).body, nullptr, false);
+        if (!page.contains("conflicts")) throw std::runtime_error("GET /v1/conflicts failed: " + page.dump());
+        for (const json& c : page["conflicts"]) all_conflicts.push_back(c);
+        after = page["next_after"];
+    }
+    const json conflicts{{"conflicts", all_conflicts}};
     for (const json& c : conflicts["conflicts"])
         journal_lost.insert({str(c["t"]), str(c["row_id"]), str(c["field"]), str(c["lost"]["version"])});
     sim.m_stats.server_conflicts += static_cast<std::int64_t>(conflicts["conflicts"].size());

@@ -57,8 +57,9 @@ void ServerProcess::start(int port) {
         close(out[0]);
         close(out[1]);
         setenv("UBUZIMA_ADMIN_PASSWORD", m_admin_password.c_str(), 1);
+        // Fast hashing and no request limits unless a test asks (later flags win).
         std::vector<std::string> args = {UBUZIMA_SERVER_BIN, "--data", m_data_dir, "--listen", listen,
-                                         "--pbkdf2-iterations", "1000"};
+                                         "--pbkdf2-iterations", "1000", "--rate-per-device", "0"};
         args.insert(args.end(), m_extra_args.begin(), m_extra_args.end());
         std::vector<char*> argv;
         for (std::string& a : args) argv.push_back(a.data());
@@ -70,15 +71,15 @@ void ServerProcess::start(int port) {
     m_pid = pid;
     FILE* child_out = fdopen(out[0], "r");
     char line[512];
-    const std::string marker = "listening on http://";
+    const std::string marker = "listening on ";
     while (fgets(line, sizeof line, child_out)) {
         std::string s(line);
         auto at = s.find(marker);
         if (at == std::string::npos) continue;
-        std::string hostport = s.substr(at + marker.size());
-        while (!hostport.empty() && (hostport.back() == '\n' || hostport.back() == '\r')) hostport.pop_back();
-        m_url = "http://" + hostport;
-        m_port = std::stoi(hostport.substr(hostport.rfind(':') + 1));
+        std::string url = s.substr(at + marker.size());
+        while (!url.empty() && (url.back() == '\n' || url.back() == '\r')) url.pop_back();
+        m_url = url;
+        m_port = std::stoi(url.substr(url.rfind(':') + 1));
         // Keep draining the child's stdout in the background so it never blocks on a full pipe.
         std::thread([child_out] {
             char buf[512];
@@ -150,8 +151,9 @@ HttpResult http_request(const std::string& method, const std::string& url, const
     return result;
 }
 
-std::string login_token(const std::string& server_url, const std::string& username, const std::string& password) {
-    nlohmann::json body{{"username", username}, {"password", password}, {"device_id", "test-harness"}};
+std::string login_token(const std::string& server_url, const std::string& username, const std::string& password,
+                        const std::string& device_id) {
+    nlohmann::json body{{"username", username}, {"password", password}, {"device_id", device_id}};
     HttpResult r = http_request("POST", server_url + "/v1/auth/login", body.dump());
     INFO(r.body);
     REQUIRE(r.status == 200);

@@ -64,8 +64,9 @@ struct HttpResult {
 HttpResult http_request(const std::string& method, const std::string& url, const std::string& body = "",
                         const std::string& bearer = "", const std::string& extra_header = "");
 
-/// Logs in with username/password and returns the access token (REQUIREs success).
-std::string login_token(const std::string& server_url, const std::string& username, const std::string& password);
+/// Logs in with username/password (as device `device_id`) and returns the access token (REQUIREs success).
+std::string login_token(const std::string& server_url, const std::string& username, const std::string& password,
+                        const std::string& device_id = "test-harness");
 /// Creates a user through the admin API (REQUIREs 201).
 void create_user(const std::string& server_url, const std::string& admin_token, const std::string& username,
                  const std::string& password, const std::string& role, const std::vector<std::string>& facilities);

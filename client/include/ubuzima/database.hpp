@@ -23,7 +23,8 @@ class Schema;
 }
 
 /// How sync() retries transient failures: Network, Timeout, Busy, Unavailable, RateLimited and
-/// any 5xx answer. Other errors (auth, validation, local disk) return at once. Retrying is safe:
+/// any 5xx answer but 500 (the server's bug, which would answer the same again). Other errors
+/// (auth, validation, local disk, Internal) return at once. Retrying is safe:
 /// an unanswered batch is resent under the same id (the server replays its stored result) and
 /// the cursor only moves with pages that were applied.
 ///
@@ -171,9 +172,20 @@ public:
     /// Replaces the sync options (server URL, limits, transport).
     void set_sync_options(SyncOptions options);
     /// Logs in (POST /v1/auth/login) and stores the URL, username and tokens in the database.
+    /// A different user than the last one: refused (Conflict) while the device holds unsynced
+    /// changes of the last one; otherwise the last user's rows, journal and rejected list are
+    /// deleted when the login succeeds, and the next sync brings the new user's data.
     /// @param server_url base URL; empty = SyncOptions::server_url
-    /// Errors: InvalidCredentials, Network, Timeout, the server's error codes, InvalidArgument.
+    /// Errors: InvalidCredentials, RateLimited (too many failures: wait), Revoked (this device or
+    /// account was revoked), Conflict, Network, Timeout, the server's error codes, InvalidArgument.
     Status login(std::string_view server_url, std::string_view username, std::string_view password);
+    /// Ends this device's login (POST /v1/auth/logout voids all its tokens) and forgets the
+    /// tokens locally, even when the server cannot be reached (then the error is returned too).
+    /// Data and unsynced changes stay; the next sync needs a login. Errors: Network, Timeout.
+    Status logout();
+    /// Deletes everything the device holds but reference data -- unsynced changes included -- and
+    /// the login, and makes it a new device (new node id). For a device handed to someone else.
+    Status reset();
     /// Pushes the outbox and pulls remote changes until both are done (or max_round_trips).
     /// Each round trip commits locally before the next, so an interrupted sync resumes exactly.
     /// Transient failures are retried with backoff (SyncOptions::retry); the error of the last

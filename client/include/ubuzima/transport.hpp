@@ -41,15 +41,27 @@ public:
     virtual Result<HttpResponse> post(const std::string& url, const std::string& body, const HttpHeaders& headers) = 0;
 };
 
-/// Timeouts of the default transport.
+/// Timeouts and trust of the default transport. Certificates are always verified (chain and
+/// host name, TLS 1.2 at least); there is no option to turn that off. Plain http:// is sent only
+/// to this machine (127.0.0.0/8, ::1, localhost), where no network can read it.
 struct TransportOptions {
     std::int64_t connect_timeout_ms = 10'000;  ///< TCP + TLS handshake
     std::int64_t timeout_ms = 60'000;          ///< whole request, including the body
+    /// Certificate authorities to trust, from a PEM file. Empty: the system's bundle.
+    std::string ca_file;
+    /// The same from PEM text in memory (an Android app has no CA path curl can use); used
+    /// instead of ca_file when both are set.
+    std::string ca_pem;
+    /// Public-key pins, curl's form: "sha256//<base64 of the SPKI's SHA-256>" joined by ';'
+    /// (pin the current key and a backup whose private half is kept offline, or a key change
+    /// locks every device out). A server whose key matches none is refused before any request
+    /// byte is sent. Empty: no pinning.
+    std::string pinned_public_keys;
 };
 
 /// HttpTransport over libcurl. One easy handle is reused, so consecutive requests to one server
-/// share a keep-alive connection; gzip/deflate responses are accepted and decompressed.
-/// Certificates are verified (curl defaults). Thread-safe: requests are serialised by a mutex.
+/// share a keep-alive connection (and a TLS session); gzip/deflate responses are accepted and
+/// decompressed. See TransportOptions for trust. Thread-safe: requests are serialised by a mutex.
 class CurlTransport final : public HttpTransport {
 public:
     explicit CurlTransport(TransportOptions options = {});
@@ -57,8 +69,10 @@ public:
     CurlTransport(const CurlTransport&) = delete;
     CurlTransport& operator=(const CurlTransport&) = delete;
 
-    /// See HttpTransport::post. Errors: Network (with curl's message), Timeout, Internal when
-    /// curl could not be initialised.
+    /// See HttpTransport::post. Errors: Network (with curl's message: a certificate that does
+    /// not verify, a pin that does not match, a refused connection), Timeout, InvalidArgument
+    /// (plain http:// to another machine, an unparsable URL), Internal when curl could not be
+    /// initialised.
     Result<HttpResponse> post(const std::string& url, const std::string& body, const HttpHeaders& headers) override;
 
 private:

@@ -39,6 +39,7 @@ constexpr std::pair<ErrorCode, ubuzima_status> kCodes[] = {
     {ErrorCode::Unavailable, UBUZIMA_UNAVAILABLE},
     {ErrorCode::MethodNotAllowed, UBUZIMA_METHOD_NOT_ALLOWED},
     {ErrorCode::LengthRequired, UBUZIMA_LENGTH_REQUIRED},
+    {ErrorCode::Revoked, UBUZIMA_REVOKED},
     {ErrorCode::UnknownTable, UBUZIMA_UNKNOWN_TABLE},
     {ErrorCode::UnknownField, UBUZIMA_UNKNOWN_FIELD},
     {ErrorCode::ReadOnly, UBUZIMA_READ_ONLY},
@@ -47,6 +48,7 @@ constexpr std::pair<ErrorCode, ubuzima_status> kCodes[] = {
     {ErrorCode::ClockSkew, UBUZIMA_CLOCK_SKEW},
     {ErrorCode::AppendOnly, UBUZIMA_APPEND_ONLY},
     {ErrorCode::ProtocolMismatch, UBUZIMA_PROTOCOL_MISMATCH},
+    {ErrorCode::WrongNode, UBUZIMA_WRONG_NODE},
     {ErrorCode::IoError, UBUZIMA_IO_ERROR},
     {ErrorCode::DiskFull, UBUZIMA_DISK_FULL},
     {ErrorCode::Corrupt, UBUZIMA_CORRUPT},
@@ -231,6 +233,20 @@ UBUZIMA_API ubuzima_status ubuzima_db_login(ubuzima_db* db, const char* server_u
         if (!username) return missing("username");
         if (!password) return missing("password");
         return db->db.login(server_url, username, password);
+    });
+}
+
+UBUZIMA_API ubuzima_status ubuzima_db_logout(ubuzima_db* db, ubuzima_error* err) {
+    return c_api_guard(err, [&]() -> Status {
+        if (!db) return missing("db");
+        return db->db.logout();
+    });
+}
+
+UBUZIMA_API ubuzima_status ubuzima_db_reset(ubuzima_db* db, ubuzima_error* err) {
+    return c_api_guard(err, [&]() -> Status {
+        if (!db) return missing("db");
+        return db->db.reset();
     });
 }
 

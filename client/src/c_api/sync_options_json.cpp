@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <vector>
 
 namespace ubuzima::detail {
 
@@ -57,6 +58,34 @@ Status apply_retry(const json& r, RetryPolicy& retry) {
     return {};
 }
 
+/// "sha256//a;sha256//b" or ["sha256//a", "sha256//b"]: each a base64 SHA-256 (44 characters).
+Status apply_pins(const json& v, std::string& out) {
+    std::vector<std::string> pins;
+    if (v.is_string()) {
+        std::string all = v.get<std::string>();
+        for (std::size_t start = 0; start <= all.size();) {
+            const std::size_t semi = all.find(';', start);
+            pins.push_back(all.substr(start, semi == std::string::npos ? std::string::npos : semi - start));
+            if (semi == std::string::npos) break;
+            start = semi + 1;
+        }
+    } else if (v.is_array()) {
+        for (const json& p : v) {
+            if (!p.is_string()) return invalid("pins", "must be a string or an array of strings");
+            pins.push_back(p.get<std::string>());
+        }
+    } else {
+        return invalid("pins", "must be \"sha256//...;sha256//...\" or an array of such pins");
+    }
+    out.clear();
+    for (const std::string& p : pins) {
+        if (p.size() != 52 || p.compare(0, 8, "sha256//") != 0)
+            return invalid("pins", "entry '" + p + "' is not sha256//<44 base64 characters>");
+        out += (out.empty() ? "" : ";") + p;
+    }
+    return {};
+}
+
 }  // namespace
 
 Result<SyncOptions> sync_options_from_json(std::string_view text, SyncOptions base) {
@@ -82,6 +111,15 @@ Result<SyncOptions> sync_options_from_json(std::string_view text, SyncOptions ba
             UBUZIMA_TRY(small_integer(v, key, 1, o.max_round_trips));
         } else if (key == "retry") {
             UBUZIMA_TRY(apply_retry(v, o.retry));
+        } else if (key == "ca_file") {
+            if (!v.is_string()) return invalid(key, "must be a string (a PEM file path)");
+            o.timeouts.ca_file = v.get<std::string>();
+        } else if (key == "ca_pem") {
+            if (!v.is_string() || v.get_ref<const std::string&>().find("-----BEGIN CERTIFICATE-----") == std::string::npos)
+                return invalid(key, "must be PEM text holding at least one CERTIFICATE");
+            o.timeouts.ca_pem = v.get<std::string>();
+        } else if (key == "pins") {
+            UBUZIMA_TRY(apply_pins(v, o.timeouts.pinned_public_keys));
         } else {
             return invalid(key, "is unknown");
         }

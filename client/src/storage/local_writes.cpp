@@ -2,7 +2,10 @@
 // Captured local writes: checks, then row + field versions + outbox entry in one transaction.
 #include "storage/store.hpp"
 
+#include <algorithm>
+
 #include "ubuzima/sync/field_versions.hpp"
+#include "ubuzima/sync/json_limits.hpp"
 #include "ubuzima/sync/protocol.hpp"
 
 namespace ubuzima::detail {
@@ -40,6 +43,37 @@ Result<const FieldMap*> to_fields(Store::WriteMode mode, std::string_view id, co
 }
 
 }  // namespace
+
+Status Store::fill_actor_fields(const schema::TableDef& table, bool creating, const FieldMap*& fields,
+                                FieldMap& storage) {
+    for (const schema::FieldDef& f : table.fields) {
+        if (!f.is_actor()) continue;
+        auto given = fields->find(f.name);
+        if (given != fields->end()) {
+            // The server refuses another user's id here; say so now, not at the next sync.
+            if (!m_user_id.empty() &&
+                !(given->second.is_string() && given->second.get_ref<const std::string&>() == m_user_id))
+                return Status(ErrorCode::InvalidValue, table.name + "." + f.name +
+                                                           " is set from the login (the logged-in user's id): leave it out");
+            continue;
+        }
+        // Not logged in yet: left out, and the server fills it in from the login that pushes it.
+        if (m_user_id.empty()) continue;
+        bool due = false;
+        if (f.actor == "create") {
+            due = creating;
+        } else if (auto trigger = fields->find(f.actor); trigger != fields->end()) {
+            due = !trigger->second.is_null();
+        }
+        if (!due) continue;
+        if (fields != &storage) {
+            storage = *fields;
+            fields = &storage;
+        }
+        storage[f.name] = m_user_id;
+    }
+    return {};
+}
 
 Status Store::check_class_rules(const schema::TableDef& table, std::string_view id, const RowState& row, bool live,
                                 const FieldMap& fields, WriteMode mode) {
@@ -102,8 +136,9 @@ Status Store::write_in_transaction(WriteMode mode, std::string_view table_name, 
     if (table->cls == schema::TableClass::Reference)
         return Status(ErrorCode::ReadOnly, table->name + " is reference data maintained by the server; it cannot "
                                                          "be changed on a device");
-    if (id.empty() || id.size() > 128)
-        return Status(ErrorCode::InvalidArgument, "row id must have 1 to 128 characters");
+    if (id.empty() || id.size() > 128 || !sync::is_valid_utf8(id) ||
+        std::any_of(id.begin(), id.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; }))
+        return Status(ErrorCode::InvalidArgument, "row id must be 1 to 128 bytes of UTF-8 text without control characters");
     FieldMap storage;
     auto checked = to_fields(mode, id, input, storage);
     if (!checked.ok()) return checked.status();
@@ -131,6 +166,7 @@ Status Store::write_in_transaction(WriteMode mode, std::string_view table_name, 
             }
             break;
     }
+    UBUZIMA_TRY(fill_actor_fields(*table, !live, fields, storage));
     UBUZIMA_TRY(schema::validate_object_fields(*table, *fields, /*creating=*/!live));
     UBUZIMA_TRY(check_class_rules(*table, id, *row, live, *fields, mode));
 

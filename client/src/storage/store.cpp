@@ -144,8 +144,11 @@ Result<std::unique_ptr<Store>> Store::open(const DatabaseOptions& options) {
     UBUZIMA_TRY(write_meta(*db, "schema_version", std::to_string(schema->version())));
     UBUZIMA_TRY(tx->commit());
 
+    auto user_id = read_meta(*db, "user_id");
+    if (!user_id.ok()) return user_id.status();
     sync::WallClock wall = options.wall_clock ? options.wall_clock : sync::WallClock(sync::system_wall_ms);
     std::unique_ptr<Store> store(new Store(std::move(*db), schema, std::move(wall), node, *last));
+    store->m_user_id = user_id->value_or("");
     if (*offset_text) {
         try {
             store->m_clock.set_offset_ms(std::stoll(**offset_text));
@@ -323,6 +326,64 @@ Status Store::add_journal(const JournalEntry& e) {
         .bind(8, e.source)
         .bind(9, m_clock.wall_ms())
         .run();
+}
+
+}  // namespace ubuzima::detail
+
+namespace ubuzima::detail {
+
+Status Store::set_user(std::string_view user_id, std::string_view username) {
+    UBUZIMA_TRY(set_meta("user_id", user_id));
+    UBUZIMA_TRY(set_meta("username", username));
+    m_user_id = std::string(user_id);
+    return {};
+}
+
+Status Store::reset_local_data(sync::NodeId new_node) {
+    for (const schema::TableDef& t : m_schema->tables())
+        if (t.cls != schema::TableClass::Reference) UBUZIMA_TRY(m_db.exec("DELETE FROM " + sql::quote_ident(t.name)));
+    UBUZIMA_TRY(m_db.exec("DELETE FROM _outbox; DELETE FROM _journal; DELETE FROM _rejected; "
+                          "DELETE FROM _meta WHERE key IN ('cursor', 'access_token', 'refresh_token', 'user_id', "
+                          "'username')"));
+    UBUZIMA_TRY(write_meta(m_db, "node_id", sync::to_hex16(new_node)));
+    m_node = new_node;
+    m_user_id.clear();
+    return {};
+}
+
+Result<std::int64_t> Store::purge_outside(const std::vector<std::string>& facilities) {
+    const std::string allowed = json(facilities).dump();
+    std::int64_t dropped = 0;
+    for (const schema::TableDef& t : m_schema->tables()) {
+        if (!t.scope_field) continue;
+        const std::string column = *t.scope_field == "id" ? "id" : sql::quote_ident(*t.scope_field);
+        auto stmt = m_db.prepare("SELECT id FROM " + sql::quote_ident(t.name) + " WHERE " + column +
+                                 " IS NULL OR " + column + " NOT IN (SELECT value FROM json_each(?))");
+        if (!stmt.ok()) return stmt.status();
+        stmt->bind(1, allowed);
+        std::vector<std::string> ids;
+        UBUZIMA_TRY(stmt->each([&](const sql::Statement& row) { ids.push_back(row.column_text(0)); }));
+        // One by one: delete_row first copies a lazy outbox entry's fields out of the row.
+        for (const std::string& id : ids) UBUZIMA_TRY(delete_row(t, id));
+        dropped += static_cast<std::int64_t>(ids.size());
+    }
+    return dropped;
+}
+
+Status Store::unassign_batch(const std::string& id) {
+    auto stmt = m_db.cached("UPDATE _outbox SET batch_id = NULL WHERE batch_id = ?");
+    if (!stmt.ok()) return stmt.status();
+    return (*stmt)->bind(1, id).run();
+}
+
+Result<std::int64_t> Store::rejected_count() {
+    auto stmt = m_db.cached("SELECT count(*) FROM _rejected");
+    if (!stmt.ok()) return stmt.status();
+    auto row = (*stmt)->step();
+    if (!row.ok()) return row.status();
+    const std::int64_t n = *row ? (*stmt)->column_int(0) : 0;
+    (*stmt)->reset();
+    return n;
 }
 
 }  // namespace ubuzima::detail

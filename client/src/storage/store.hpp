@@ -72,6 +72,26 @@ public:
     sync::NodeId node() const { return m_node; }
     /// The uncorrected device wall clock (Unix ms).
     std::int64_t raw_wall_ms() const { return m_wall(); }
+    /// The logged-in user's id ("" before the first login): local writes fill actor fields
+    /// with it, as the server would.
+    const std::string& user_id() const { return m_user_id; }
+    /// Records the logged-in user (in _meta, in the caller's transaction).
+    Status set_user(std::string_view user_id, std::string_view username);
+
+    /// Deletes every row of the device-written tables, the outbox, the journal, the rejected list,
+    /// the cursor and the tokens, and makes this device a new replica with node id `new_node`:
+    /// a pull skips fields "this node" wrote, which a wiped device no longer holds. Reference data
+    /// stays (everyone may read it). In the caller's transaction.
+    Status reset_local_data(sync::NodeId new_node);
+    /// Drops every row of a facility outside `facilities` (the user's scope shrank), local edits
+    /// still in the outbox included: the server refuses those as out_of_scope into _rejected.
+    /// Returns the number of rows dropped. In the caller's transaction.
+    Result<std::int64_t> purge_outside(const std::vector<std::string>& facilities);
+    /// Clears batch `id` from its outbox entries: the server never applied it (413), so they are
+    /// sent again, in smaller batches.
+    Status unassign_batch(const std::string& id);
+    /// Number of refused changes kept in _rejected.
+    Result<std::int64_t> rejected_count();
 
     Result<std::optional<std::string>> meta(std::string_view key);
     Status set_meta(std::string_view key, std::string_view value);
@@ -123,6 +143,9 @@ private:
     Store(sql::Database db, const schema::Schema* schema, sync::WallClock wall, sync::NodeId node, sync::Hlc last);
     Status store_row(const schema::TableDef& table, std::string_view id, const FieldMap& columns,
                      const std::string& versions_text, bool upsert);
+    /// Checks the actor fields a write gives and fills those it leaves out (see user_id()),
+    /// copying the app's fields into `storage` only then.
+    Status fill_actor_fields(const schema::TableDef& table, bool creating, const FieldMap*& fields, FieldMap& storage);
     Status check_class_rules(const schema::TableDef& table, std::string_view id, const RowState& row, bool live,
                              const FieldMap& fields, WriteMode mode);
 
@@ -138,6 +161,7 @@ private:
     sync::WallClock m_wall;
     sync::HybridClock m_clock;
     sync::NodeId m_node;
+    std::string m_user_id;
 };
 
 /// Helper for both reads and writes: `"f1", "f2", ...` for every schema field, in order.

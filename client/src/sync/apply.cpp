@@ -222,6 +222,19 @@ Status reject(Store& store, std::int64_t seq, const sync::Change& change, const 
     return store.write_row(*table, change.row_id, columns, row->versions);
 }
 
+}  // namespace
+
+Status reject_too_large(Store& store, const OutgoingBatch& batch, const Status& why) {
+    if (batch.changes.empty()) return {};
+    auto tx = sql::Transaction::begin(store.db());
+    if (!tx.ok()) return tx.status();
+    const sync::Rejection rejection{0, ErrorCode::TooLarge, why.message(), std::nullopt};
+    UBUZIMA_TRY(reject(store, batch.seqs[0], batch.changes[0], rejection));
+    return tx->commit();
+}
+
+namespace {
+
 Status apply_push(Store& store, const OutgoingBatch& batch, const sync::SyncResponse& response, ApplyCounts& counts) {
     const sync::PushResult& push = *response.push;
     sync::HybridClock& clock = store.clock();
@@ -325,6 +338,13 @@ Result<ApplyCounts> apply_response(Store& store, const std::optional<OutgoingBat
     // their batch id and are replayed, which the server answers idempotently.
     if (batch && response.push && response.push->batch == batch->id)
         UBUZIMA_TRY(apply_push(store, *batch, response, counts));
+    if (response.scope && !response.scope->all) {
+        // The user may see fewer facilities than before: their rows go before the restarted pull
+        // brings back everything that is still (or newly) visible.
+        auto dropped = store.purge_outside(response.scope->facilities);
+        if (!dropped.ok()) return dropped.status();
+        counts.gone += *dropped;
+    }
     for (const sync::RowChange& rc : response.changes) UBUZIMA_TRY(apply_pulled(store, rc, counts));
     UBUZIMA_TRY(store.set_meta("cursor", response.cursor));
     UBUZIMA_TRY(store.save_clock());

@@ -3,6 +3,7 @@
 #include "sync/session.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <thread>
 
@@ -28,6 +29,11 @@ ErrorCode code_for_http(int status) {
         case 504: return ErrorCode::Timeout;
         default: return status >= 500 ? ErrorCode::Internal : ErrorCode::BadRequest;
     }
+}
+
+std::string lowercase(std::string s) {
+    for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
 }
 
 std::string trim_slash(std::string url) {
@@ -75,16 +81,24 @@ Result<HttpResponse> SyncSession::post(const std::string& url, const std::string
     return resp;
 }
 
-Status SyncSession::store_tokens(const std::string& body, const std::string* server_url, const std::string* username) {
+Status SyncSession::store_tokens(const std::string& body, const LoginState* login) {
     const json j = json::parse(body, nullptr, false);
     if (!j.is_object() || !j.contains("access_token") || !j["access_token"].is_string() ||
         !j.contains("refresh_token") || !j["refresh_token"].is_string())
         return Status(ErrorCode::BadRequest, "the server's auth response lacks access_token/refresh_token");
+    std::string user_id;
+    if (j.contains("user") && j["user"].is_object() && j["user"].contains("id") && j["user"]["id"].is_string())
+        user_id = j["user"]["id"].get<std::string>();
     std::lock_guard<std::mutex> lock(m_store.mutex());
     auto tx = sql::Transaction::begin(m_store.db());
     if (!tx.ok()) return tx.status();
-    if (server_url) UBUZIMA_TRY(m_store.set_meta("server_url", *server_url));
-    if (username) UBUZIMA_TRY(m_store.set_meta("username", *username));
+    if (login) {
+        // Another user on this device never sees the last one's data: it goes, in the same
+        // transaction as the new tokens (login() made sure nothing of theirs was unsynced).
+        if (login->new_node) UBUZIMA_TRY(m_store.reset_local_data(*login->new_node));
+        UBUZIMA_TRY(m_store.set_meta("server_url", login->server_url));
+        UBUZIMA_TRY(m_store.set_user(user_id, login->username));
+    }
     UBUZIMA_TRY(m_store.set_meta("access_token", j["access_token"].get<std::string>()));
     UBUZIMA_TRY(m_store.set_meta("refresh_token", j["refresh_token"].get<std::string>()));
     return tx->commit();
@@ -95,11 +109,60 @@ Status SyncSession::login(const std::string& server_url, const std::string& user
     const std::string base = trim_slash(server_url.empty() ? m_options.server_url : server_url);
     if (base.empty()) return Status(ErrorCode::InvalidArgument, "server URL is empty");
     if (username.empty()) return Status(ErrorCode::InvalidArgument, "username is empty");
-    const json body{{"username", username}, {"password", password}, {"device_id", sync::to_hex16(m_store.node())}};
+    LoginState state{base, lowercase(username), std::nullopt};
+    sync::NodeId device = 0;
+    {
+        std::lock_guard<std::mutex> store_lock(m_store.mutex());
+        auto previous = m_store.meta("username");
+        if (!previous.ok()) return previous.status();
+        if (*previous && !(*previous)->empty() && **previous != state.username) {
+            // The device holds another user's data. Refused while any of it is unsynced (it would
+            // be pushed under the new login, or lost); otherwise wiped at login, and the device
+            // becomes a new replica so that the new user's first pull brings everything.
+            auto pending = m_store.pending_count();
+            if (!pending.ok()) return pending.status();
+            if (*pending > 0)
+                return Status(ErrorCode::Conflict, "this device holds " + std::to_string(*pending) +
+                                                       " unsynced changes of " + **previous +
+                                                       ": sync them as " + **previous +
+                                                       " first, or reset the device (which discards them)");
+            state.new_node = sync::new_node_id();
+        }
+        device = state.new_node ? *state.new_node : m_store.node();
+    }
+    const json body{{"username", state.username}, {"password", password}, {"device_id", sync::to_hex16(device)}};
     auto resp = post(base + "/v1/auth/login", body.dump(), "");
     if (!resp.ok()) return resp.status();
     if (resp->status != 200) return http_error(*resp);
-    return store_tokens(resp->body, &base, &username);
+    return store_tokens(resp->body, &state);
+}
+
+Status SyncSession::logout() {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    // Told to the server first (it voids every token of this device), then forgotten here even
+    // when the server could not be reached: a lost tablet must not keep a usable token.
+    Status told;
+    auto resp = post_authenticated("/v1/auth/logout", "{}");
+    if (!resp.ok()) told = resp.status();
+    else if (resp->status != 200) told = http_error(*resp);
+    std::lock_guard<std::mutex> store_lock(m_store.mutex());
+    auto tx = sql::Transaction::begin(m_store.db());
+    if (!tx.ok()) return tx.status();
+    UBUZIMA_TRY(m_store.set_meta("access_token", ""));
+    UBUZIMA_TRY(m_store.set_meta("refresh_token", ""));
+    UBUZIMA_TRY(tx->commit());
+    if (told.code() == ErrorCode::NotLoggedIn || told.code() == ErrorCode::Revoked) return {};
+    return told;
+}
+
+Status SyncSession::reset() {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    std::lock_guard<std::mutex> store_lock(m_store.mutex());
+    auto tx = sql::Transaction::begin(m_store.db());
+    if (!tx.ok()) return tx.status();
+    UBUZIMA_TRY(m_store.reset_local_data(sync::new_node_id()));
+    UBUZIMA_TRY(m_store.set_meta("server_url", ""));
+    return tx->commit();
 }
 
 Status SyncSession::refresh(const std::string& base) {
@@ -119,7 +182,7 @@ Status SyncSession::refresh(const std::string& base) {
         return Status(ErrorCode::NotLoggedIn, "session expired: log in again (" + http_error(*resp).message() + ")");
     }
     if (resp->status != 200) return http_error(*resp);
-    return store_tokens(resp->body, nullptr, nullptr);
+    return store_tokens(resp->body, nullptr);
 }
 
 Result<HttpResponse> SyncSession::post_authenticated(const std::string& path, const std::string& body) {
@@ -143,7 +206,11 @@ Result<HttpResponse> SyncSession::post_authenticated(const std::string& path, co
 }
 
 bool SyncSession::retryable(const Status& failure) const {
-    return failure.is_transient() || m_last_http_status >= 500 || m_last_http_status == 429;
+    // A 500 is the server's bug (code internal): it would answer the same again. Other 5xx (a
+    // proxy's 502/504, 503 overloaded, 507 disk full) are conditions that pass.
+    if (m_last_http_status > 500 || m_last_http_status == 429) return true;
+    if (m_last_http_status == 500) return false;
+    return failure.is_transient();
 }
 
 std::int64_t SyncSession::backoff_ms(int n) {
@@ -180,7 +247,7 @@ Result<SyncReport> SyncSession::sync(const SyncProgress& progress) {
 }
 
 Status SyncSession::sync_attempt(SyncReport& report, const SyncProgress& progress) {
-    const int batch_size = m_options.batch_size > 0 ? m_options.batch_size : 500;
+    int batch_size = m_options.batch_size > 0 ? m_options.batch_size : 500;
     const int page_limit = m_options.page_limit > 0 ? m_options.page_limit : 1000;
     for (int round = 0; round < m_options.max_round_trips; ++round) {
         m_last_http_status = 0;
@@ -200,10 +267,31 @@ Status SyncSession::sync_attempt(SyncReport& report, const SyncProgress& progres
             if (batch) request.batch = sync::PushBatch{batch->id, batch->changes};
             request.cursor = *cursor;
             request.limit = page_limit;
+            // What the operators' device list shows: changes waiting here, and refused ones kept.
+            auto pending = m_store.pending_count();
+            if (!pending.ok()) return pending.status();
+            auto rejected = m_store.rejected_count();
+            if (!rejected.ok()) return rejected.status();
+            request.pending = *pending;
+            request.rejected = *rejected;
         }
         auto resp = post_authenticated("/v1/sync", sync::encode_sync_request(request));
         if (!resp.ok()) return resp.status();
         ++report.round_trips;
+        if (resp->status == 413 && batch) {
+            // The batch is over the server's body limit (it applied none of it: the size is judged
+            // before the body is read). Send it again in halves; one change alone that is too
+            // large is refused for good, into the rejected list.
+            std::lock_guard<std::mutex> store_lock(m_store.mutex());
+            if (batch->changes.size() > 1) {
+                batch_size = std::max(1, static_cast<int>(batch->changes.size() / 2));
+                UBUZIMA_TRY(m_store.unassign_batch(batch->id));
+            } else {
+                UBUZIMA_TRY(reject_too_large(m_store, *batch, http_error(*resp)));
+                ++report.rejected;
+            }
+            continue;
+        }
         if (resp->status != 200) return http_error(*resp);
         auto decoded = sync::decode_sync_response(resp->body);
         if (!decoded.ok()) return Status(decoded.status().code(), "sync response: " + decoded.status().message());

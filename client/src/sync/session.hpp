@@ -49,6 +49,10 @@ public:
 
     void set_options(SyncOptions options);
     Status login(const std::string& server_url, const std::string& username, const std::string& password);
+    /// Database::reset().
+    Status reset();
+    /// Database::logout().
+    Status logout();
     Result<SyncReport> sync(const SyncProgress& progress);
 
 private:
@@ -64,7 +68,14 @@ private:
     /// POST with the stored access token; one refresh + retry on 401 token_expired.
     Result<HttpResponse> post_authenticated(const std::string& path, const std::string& body);
     Status refresh(const std::string& base);
-    Status store_tokens(const std::string& body, const std::string* server_url, const std::string* username);
+    /// What a successful login stores with its tokens.
+    struct LoginState {
+        std::string server_url;
+        std::string username;
+        std::optional<sync::NodeId> new_node;  ///< another user: wipe and become this new replica
+    };
+    /// Stores the tokens of an auth answer (and, for a login, `login`) in one transaction.
+    Status store_tokens(const std::string& body, const LoginState* login);
 
     Store& m_store;
     std::mutex m_mutex;  // serialises sessions; lock order: m_mutex, then the store mutex
@@ -76,6 +87,10 @@ private:
     std::int64_t m_last_retry_after_ms = -1;
     std::minstd_rand m_jitter_rng{std::random_device{}()};
 };
+
+/// Moves the one change of `batch` into _rejected with `why` (a 413 for a single change: it can
+/// never be sent) and rolls its row back, as for a server refusal. Requires the store mutex.
+Status reject_too_large(Store& store, const OutgoingBatch& batch, const Status& why);
 
 /// The error Status for a non-2xx response (the server's JSON error, else one from the status).
 Status http_error(const HttpResponse& response);

@@ -5,6 +5,7 @@
 
 #include <cctype>
 #include <climits>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -90,6 +91,42 @@ extern "C" size_t on_header(char* data, size_t size, size_t count, void* user) {
     return n;
 }
 
+struct UrlDeleter {
+    void operator()(CURLU* u) const { curl_url_cleanup(u); }
+};
+struct CurlStringDeleter {
+    void operator()(char* p) const { curl_free(p); }
+};
+
+bool is_loopback(const std::string& host) {
+    if (host == "localhost" || host == "[::1]" || host == "::1") return true;
+    // 127.0.0.0/8 as a dotted quad.
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    char tail = 0;
+    return std::sscanf(host.c_str(), "%u.%u.%u.%u%c", &a, &b, &c, &d, &tail) == 4 && a == 127 && b < 256 && c < 256 &&
+           d < 256;
+}
+
+/// Only http and https, and http only to this machine: a request in clear to anywhere else would
+/// carry the bearer token and health data across a network anyone on it can read.
+Status check_url(const std::string& url) {
+    std::unique_ptr<CURLU, UrlDeleter> u(curl_url());
+    if (!u || curl_url_set(u.get(), CURLUPART_URL, url.c_str(), 0) != CURLUE_OK)
+        return Status(ErrorCode::InvalidArgument, "not a valid URL: " + url);
+    char* raw_scheme = nullptr;
+    char* raw_host = nullptr;
+    curl_url_get(u.get(), CURLUPART_SCHEME, &raw_scheme, 0);
+    curl_url_get(u.get(), CURLUPART_HOST, &raw_host, 0);
+    std::unique_ptr<char, CurlStringDeleter> scheme(raw_scheme), host(raw_host);
+    const std::string s = scheme ? scheme.get() : "";
+    if (s == "https") return {};
+    if (s == "http" && host && is_loopback(host.get())) return {};
+    if (s == "http")
+        return Status(ErrorCode::InvalidArgument, "plain http:// is sent only to this machine (127.0.0.1, ::1, "
+                                                  "localhost): use https:// for " + url);
+    return Status(ErrorCode::InvalidArgument, "only https:// (and http:// to this machine) URLs are supported: " + url);
+}
+
 }  // namespace
 
 struct CurlTransport::Impl {
@@ -120,6 +157,7 @@ Result<HttpResponse> CurlTransport::perform(const std::string& url, const std::s
         m_impl->easy.reset(curl_easy_init());
         if (!m_impl->easy) return Status(ErrorCode::Internal, "curl_easy_init failed");
     }
+    UBUZIMA_TRY(check_url(url));
     CURL* h = m_impl->easy.get();
     // Reset clears the options of the previous request but keeps the connection cache, so the
     // next request to the same server reuses the open (TLS) connection.
@@ -162,6 +200,24 @@ Result<HttpResponse> CurlTransport::perform(const std::string& url, const std::s
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(m_impl->options.timeout_ms));
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);  // signals are unsafe in a library inside an app
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    // Trust: set explicitly rather than relied on as defaults, and no way to turn it off.
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    curl_easy_setopt(h, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
+    const TransportOptions& trust = m_impl->options;
+    curl_blob ca_blob{};
+    if (!trust.ca_pem.empty()) {
+        ca_blob.data = const_cast<char*>(trust.ca_pem.data());
+        ca_blob.len = trust.ca_pem.size();
+        ca_blob.flags = CURL_BLOB_NOCOPY;  // the options outlive the request
+        curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &ca_blob);
+    } else if (!trust.ca_file.empty()) {
+        curl_easy_setopt(h, CURLOPT_CAINFO, trust.ca_file.c_str());
+    }
+    if (!trust.pinned_public_keys.empty())
+        curl_easy_setopt(h, CURLOPT_PINNEDPUBLICKEY, trust.pinned_public_keys.c_str());
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, append_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &response.body);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error_buffer);

@@ -1,12 +1,17 @@
 // Ubuzima Sync — MIT licence.
-// The request edge: routing, authentication, body size limits, gzip both ways, error mapping.
+// The request edge: rate limits, routing from the one table, method and media checks, body
+// limits per route, authentication and roles, gzip both ways, error mapping.
 #include "api/api.hpp"
 
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
 
 #include "http/compression.hpp"
+#include "http/listener.hpp"
 
 namespace ubuzima::server {
 
@@ -14,36 +19,18 @@ namespace {
 
 constexpr std::size_t kGzipThreshold = 1024;  // smaller bodies gain less than gzip's overhead
 
-enum class Access { Public, User };
-
-struct RouteMatch {
-    std::string allow;  ///< method the path accepts ("" = unknown path)
-    Access access = Access::User;
-    std::string param;  ///< {id} of /v1/conflicts/{id}/resolve
-};
-
-RouteMatch match(const std::string& path) {
-    if (path == "/v1/health") return {"GET", Access::Public, ""};
-    if (path == "/v1/auth/login" || path == "/v1/auth/refresh") return {"POST", Access::Public, ""};
-    if (path == "/v1/admin/users" || path == "/v1/sync") return {"POST", Access::User, ""};
-    if (path == "/v1/conflicts") return {"GET", Access::User, ""};
-    const std::string prefix = "/v1/conflicts/";
-    const std::string suffix = "/resolve";
-    if (path.size() > prefix.size() + suffix.size() && path.compare(0, prefix.size(), prefix) == 0 &&
-        path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0) {
-        std::string id = path.substr(prefix.size(), path.size() - prefix.size() - suffix.size());
-        if (id.find('/') == std::string::npos) return {"POST", Access::User, id};
-    }
-    return {"", Access::User, ""};
-}
-
 bool contains_token(const std::string& header, const std::string& token) {
     // Good enough for Accept-Encoding: "gzip", "gzip, deflate", "br;q=1.0, gzip;q=0.8".
     return header.find(token) != std::string::npos;
 }
 
-HttpResponse maybe_gzip(const HttpRequest& request, HttpResponse response) {
-    if (response.body.size() <= kGzipThreshold || !contains_token(request.header("accept-encoding"), "gzip"))
+http::Response finish(const http::Request& request, http::Response response) {
+    // Tokens and personal data travel in these answers: no cache may keep them.
+    response.headers.emplace("Cache-Control", "no-store");
+    response.headers.emplace("X-Content-Type-Options", "nosniff");
+    if (request.secure) response.headers.emplace("Strict-Transport-Security", "max-age=31536000");
+    if (response.stream || response.body.size() <= kGzipThreshold ||
+        !contains_token(request.header("accept-encoding"), "gzip"))
         return response;
     auto packed = gzip_compress(response.body);
     if (!packed.ok()) return response;  // plain is always acceptable
@@ -53,65 +40,102 @@ HttpResponse maybe_gzip(const HttpRequest& request, HttpResponse response) {
     return response;
 }
 
+std::int64_t retry_seconds(std::int64_t ms) { return ms <= 0 ? 1 : (ms + 999) / 1000; }
+
+bool is_json_media(const std::string& content_type) {
+    const std::string base = content_type.substr(0, content_type.find(';'));
+    std::string lower;
+    for (char c : base)
+        if (c != ' ') lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    return lower == "application/json";
+}
+
 }  // namespace
 
-HttpResponse json_response(int status, std::string body) {
-    HttpResponse r;
+http::Response json_response(int status, std::string body) {
+    http::Response r;
     r.status = status;
     r.headers["Content-Type"] = "application/json";
     r.body = std::move(body);
     return r;
 }
 
-HttpResponse error_response(const Status& status) {
-    HttpResponse r = json_response(http_status(status.code()), sync::encode_error(status));
-    if (r.status == 503) r.headers["Retry-After"] = "1";
+http::Response error_response(const Status& status, std::int64_t retry_after_s) {
+    http::Response r = json_response(http_status(status.code()), sync::encode_error(status));
+    if (r.status == 503 || r.status == 429) r.headers["Retry-After"] = std::to_string(std::max<std::int64_t>(1, retry_after_s));
+    if (r.status == 401) r.headers["WWW-Authenticate"] = "Bearer";
     return r;
 }
 
-Result<std::unique_ptr<Api>> Api::create(Store& store, ServerOptions options) {
+Result<std::unique_ptr<Api>> Api::create(ServerStore& store, ServerOptions options) {
     std::unique_ptr<Api> api(new Api(store, std::move(options)));
     UBUZIMA_TRY(api->m_sync.apply_seeds());
     UBUZIMA_TRY(api->m_auth.bootstrap_admin());
     return api;
 }
 
-Api::Api(Store& store, ServerOptions options)
+Api::Api(ServerStore& store, ServerOptions options)
     : m_options(std::move(options)),
       m_store(store),
       m_clock(m_options.wall, store.saved_clock()),
       m_auth(store, m_options),
-      m_sync(store, m_options, m_clock) {}
-
-HttpResponse Api::handle(const HttpRequest& request) noexcept {
-    try {
-        HttpResponse response = dispatch(request);
-        if (response.status >= 500) {
-            std::fprintf(stderr, "ubuzima-server: %s %s -> %d %s\n", request.method.c_str(), request.path.c_str(),
-                         response.status, response.body.c_str());
-        }
-        return maybe_gzip(request, std::move(response));
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "ubuzima-server: %s %s threw: %s\n", request.method.c_str(), request.path.c_str(), e.what());
-    } catch (...) {
-        std::fprintf(stderr, "ubuzima-server: %s %s threw\n", request.method.c_str(), request.path.c_str());
-    }
-    HttpResponse r;
-    r.status = 500;
-    r.headers["Content-Type"] = "application/json";
-    r.body = R"({"error":{"code":"internal","message":"internal server error"}})";
-    return r;
+      m_users(store, m_auth),
+      m_sync(store, m_options, m_clock),
+      m_address_limit(m_options.rate.per_address_per_s, m_options.rate.per_address_burst),
+      m_device_limit(m_options.rate.per_device_per_s, m_options.rate.per_device_burst) {
+    add_auth_routes();
+    add_sync_routes();
+    add_admin_routes();
 }
 
-HttpResponse Api::dispatch(const HttpRequest& request) {
-    const RouteMatch route = match(request.path);
-    if (route.allow.empty()) return error_response(Status(ErrorCode::NotFound, "no route " + request.path));
-    if (request.method != route.allow) {
-        HttpResponse r = error_response(
-            Status(ErrorCode::MethodNotAllowed, request.method + " is not allowed on " + request.path));
-        r.headers["Allow"] = route.allow;
+void Api::add(Route route) {
+    const std::size_t id = m_routes.size();
+    if (!m_router.add(route.method, route.pattern, id)) {
+        std::fprintf(stderr, "ubuzima-server: bad route %s %s\n", route.method.c_str(), route.pattern.c_str());
+        std::abort();  // a programming error in the route table, found by every test run
+    }
+    m_routes.push_back(std::move(route));
+}
+
+http::Response Api::handle(const http::Request& request) noexcept {
+    try {
+        http::Response response = dispatch(request);
+        if (response.status >= 500) {
+            std::fprintf(stderr, "ubuzima-server: %s %s -> %d %s\n", request.method.c_str(),
+                         http::display_path(request.raw_path).c_str(), response.status, response.body.c_str());
+        }
+        return finish(request, std::move(response));
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "ubuzima-server: %s %s threw: %s\n", request.method.c_str(),
+                     http::display_path(request.raw_path).c_str(), e.what());
+    } catch (...) {
+        std::fprintf(stderr, "ubuzima-server: %s threw\n", request.method.c_str());
+    }
+    return http::internal_error();
+}
+
+http::Response Api::dispatch(const http::Request& request) {
+    const std::int64_t now = m_options.wall();
+    // A front proxy on this machine makes every client 127.0.0.1: address limits would throttle
+    // everyone at once, so loopback peers are limited per device only (docs/SECURITY.md).
+    if (!request.remote_address.empty() && !is_loopback_host(request.remote_address)) {
+        if (const std::int64_t wait = m_address_limit.take(request.remote_address, now))
+            return error_response(Status(ErrorCode::RateLimited, "too many requests from this address"),
+                                  retry_seconds(wait));
+    }
+    const std::vector<std::string> segments = http::split_path(request.raw_path);
+    const http::Router::Match match = m_router.match(request.method, segments);
+    const std::string shown = http::display_path(request.raw_path);
+    if (!match.path_known) return error_response(Status(ErrorCode::NotFound, "no route " + shown));
+    if (!match.id) {
+        // Every method no route declares, TRACE and OPTIONS included (cpprestsdk's own TRACE
+        // echoed the request, bearer token and all).
+        http::Response r = error_response(
+            Status(ErrorCode::MethodNotAllowed, request.method + " is not allowed on " + shown));
+        r.headers["Allow"] = match.allow;
         return r;
     }
+    const Route& route = m_routes[*match.id];
 
     // Size first (cheap), then who is asking, and only then spend CPU on inflating the body.
     // A body of unannounced length (chunked) could only be measured by reading all of it: refused
@@ -119,48 +143,49 @@ HttpResponse Api::dispatch(const HttpRequest& request) {
     if (!request.header("transfer-encoding").empty())
         return error_response(Status(ErrorCode::LengthRequired,
                                      "send the body with a Content-Length; chunked request bodies are not accepted"));
+    const Status too_large(ErrorCode::TooLarge, request.method + " " + route.pattern + " takes a body of at most " +
+                                                    std::to_string(route.max_body) + " bytes");
     const std::string& length = request.header("content-length");
     if (!length.empty()) {
         char* end = nullptr;
+        errno = 0;
         const unsigned long long n = std::strtoull(length.c_str(), &end, 10);
-        if (end == length.c_str() || *end != '\0') return error_response(Status(ErrorCode::BadRequest, "bad Content-Length"));
-        if (n > m_options.max_body_bytes)
-            return error_response(Status(ErrorCode::TooLarge, "body exceeds " + std::to_string(m_options.max_body_bytes) + " bytes"));
+        if (end == length.c_str() || *end != '\0' || errno == ERANGE || length[0] == '-')
+            return error_response(Status(ErrorCode::BadRequest, "bad Content-Length"));
+        if (n > route.max_body) return error_response(too_large);
     }
-    if (request.body.size() > m_options.max_body_bytes)
-        return error_response(Status(ErrorCode::TooLarge, "body exceeds " + std::to_string(m_options.max_body_bytes) + " bytes"));
+    if (request.body.size() > route.max_body) return error_response(too_large);
+    if (!request.body.empty() && !is_json_media(request.header("content-type")))
+        return error_response(Status(ErrorCode::UnsupportedMedia, "send the body as Content-Type: application/json"));
+    const std::string& encoding = request.header("content-encoding");
+    const bool gzipped = encoding == "gzip" || encoding == "x-gzip";
+    if (!encoding.empty() && encoding != "identity" && !(gzipped && route.gzip_body))
+        return error_response(Status(ErrorCode::UnsupportedMedia,
+                                     "Content-Encoding " + encoding + " is not accepted on " + route.pattern));
 
     std::optional<AuthUser> user;
-    if (route.access == Access::User) {
+    if (!route.roles.empty()) {
         auto who = m_auth.authenticate(request.header("authorization"));
-        if (!who.ok()) {
-            HttpResponse r = error_response(who.status());
-            if (r.status == 401) r.headers["WWW-Authenticate"] = "Bearer";
-            return r;
-        }
+        if (!who.ok()) return error_response(who.status());
+        if (!route.roles.has(who->role))
+            return error_response(Status(ErrorCode::Forbidden, "only " + route.roles.to_string() + " may " +
+                                                                   request.method + " " + route.pattern));
+        if (const std::int64_t wait = m_device_limit.take(who->device_id, now))
+            return error_response(Status(ErrorCode::RateLimited, "too many requests from this device"),
+                                  retry_seconds(wait));
         user = std::move(*who);
     }
 
     std::string inflated;
-    const std::string* body = &request.body;
-    const std::string& encoding = request.header("content-encoding");
-    if (encoding == "gzip" || encoding == "x-gzip") {
-        auto out = gzip_decompress(request.body, m_options.max_body_bytes);
-        if (!out.ok()) return error_response(out.status());
+    std::string_view body = request.body;
+    if (gzipped) {
+        auto out = gzip_decompress(request.body, route.max_body);
+        if (!out.ok()) return error_response(out.status().code() == ErrorCode::TooLarge ? too_large : out.status());
         inflated = std::move(*out);
-        body = &inflated;
-    } else if (!encoding.empty() && encoding != "identity") {
-        return error_response(Status(ErrorCode::UnsupportedMedia, "Content-Encoding " + encoding + " is not supported"));
+        body = inflated;
     }
-
-    const std::string& p = request.path;
-    if (p == "/v1/health") return health();
-    if (p == "/v1/auth/login") return login(*body);
-    if (p == "/v1/auth/refresh") return refresh(*body);
-    if (p == "/v1/admin/users") return create_user(*user, *body);
-    if (p == "/v1/sync") return sync(*user, *body);
-    if (p == "/v1/conflicts") return list_conflicts(*user, request);
-    return resolve_conflict(*user, route.param, *body);
+    Call call{request, user ? &*user : nullptr, body, match.params};
+    return (this->*route.handler)(call);
 }
 
 }  // namespace ubuzima::server

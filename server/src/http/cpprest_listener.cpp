@@ -1,94 +1,190 @@
 // Ubuzima Sync — MIT licence.
-// The only translation unit that includes cpprestsdk: it converts http_request to HttpRequest
-// and HttpResponse back, and never lets an exception reach cpprestsdk.
-#include <arpa/inet.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
+// The only translation unit that includes cpprestsdk: it converts http_request to http::Request
+// and http::Response back, sets up TLS, and never lets an exception reach cpprestsdk.
+//
+// What this listener cannot do (cpprestsdk 2.10 reads headers into an unbounded buffer with no
+// timer, and has no connection limit): bound header size, time out slow or idle clients, cap
+// connections. docs/SECURITY.md measures that and names the defence (the Beast listener, or a
+// front proxy).
 #include <cctype>
+#include <chrono>
 #include <cpprest/http_listener.h>
+#include <cpprest/producerconsumerstream.h>
 #include <cstdio>
 #include <pplx/threadpool.h>
+#include <thread>
 
 #include "http/listener.hpp"
+#include "http/tls_server.hpp"
 
 namespace ubuzima::server {
 
-namespace http = web::http;
+namespace cp = web::http;
 using web::http::experimental::listener::http_listener;
-
-struct HttpListener::Impl {
-    http_listener listener;
-    Handler handler;
-    std::size_t max_body = 0;
-    bool open = false;
-};
+using web::http::experimental::listener::http_listener_config;
 
 namespace {
+
+// A streamed body waits for the client once this much is buffered and unsent.
+constexpr std::size_t kStreamBufferLimit = 1u << 20;
 
 std::string lower(std::string s) {
     for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     return s;
 }
 
-void reply(http::http_request request, const HttpResponse& out) {
+void log_reply_failure(pplx::task<void> t) {
     try {
-        http::http_response response(static_cast<http::status_code>(out.status));
-        response.set_body(std::vector<unsigned char>(out.body.begin(), out.body.end()));
-        for (const auto& [name, value] : out.headers) response.headers()[name] = value;  // after set_body: wins
-        request.reply(response).then([](pplx::task<void> t) {
-            try {
-                t.get();
-            } catch (...) {
-                // The client went away; nothing to tell it.
+        t.get();
+    } catch (...) {
+        // The client went away; nothing to tell it.
+    }
+}
+
+class StreamWriter final : public http::BodyWriter {
+public:
+    explicit StreamWriter(concurrency::streams::producer_consumer_buffer<unsigned char> buf) : m_buf(std::move(buf)) {}
+    bool write(std::string_view chunk) override {
+        try {
+            // producer_consumer_buffer grows without bound: wait while the client lags behind.
+            for (int waited_ms = 0; m_buf.in_avail() > kStreamBufferLimit; ++waited_ms) {
+                if (waited_ms > 60'000) return false;
+                std::this_thread::sleep_for(std::chrono::milliseconds(1));
             }
-        });
+            const auto* data = reinterpret_cast<const unsigned char*>(chunk.data());
+            return m_buf.putn_nocopy(data, chunk.size()).get() == chunk.size();
+        } catch (const std::exception&) {
+            return false;
+        }
+    }
+
+private:
+    concurrency::streams::producer_consumer_buffer<unsigned char> m_buf;
+};
+
+void reply(cp::http_request request, http::Response out) {
+    try {
+        cp::http_response response(static_cast<cp::status_code>(out.status));
+        if (!out.stream) {
+            response.set_body(std::vector<unsigned char>(out.body.begin(), out.body.end()));
+            for (const auto& [name, value] : out.headers) response.headers()[name] = value;  // after set_body: wins
+            request.reply(response).then(log_reply_failure);
+            return;
+        }
+        concurrency::streams::producer_consumer_buffer<unsigned char> buf;
+        response.set_body(buf.create_istream());  // no length: sent chunked
+        for (const auto& [name, value] : out.headers) response.headers()[name] = value;
+        request.reply(response).then(log_reply_failure);
+        StreamWriter writer(buf);
+        bool complete = false;
+        try {
+            complete = out.stream(writer);
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "ubuzima-server: a streamed body failed: %s\n", e.what());
+        }
+        if (complete) {
+            buf.close(std::ios_base::out).wait();
+        } else {
+            // Ending the stream with an error makes cpprestsdk drop the connection before the
+            // final chunk: the client cannot take half a body for the whole.
+            buf.close(std::ios_base::out, std::make_exception_ptr(std::runtime_error("body producer stopped"))).wait();
+        }
     } catch (const std::exception& e) {
         std::fprintf(stderr, "ubuzima-server: reply failed: %s\n", e.what());
     }
 }
 
-HttpResponse internal_error() {
-    HttpResponse r;
-    r.status = 500;
-    r.headers["Content-Type"] = "application/json";
-    r.body = R"({"error":{"code":"internal","message":"internal server error"}})";
-    return r;
-}
+class CpprestListener final : public HttpListener {
+public:
+    CpprestListener(RequestHandler handler, std::size_t max_body, int port, bool secure)
+        : m_handler(std::move(handler)), m_max_body(max_body), m_port(port), m_secure(secure) {}
+    ~CpprestListener() override { close(); }
 
-void serve(HttpListener::Impl* impl, http::http_request request) {
-    try {
-        HttpRequest in;
-        in.method = request.method();
-        const web::uri& rel = request.relative_uri();
-        in.path = web::uri::decode(rel.path());
-        for (const auto& [k, v] : web::uri::split_query(rel.query()))
-            in.query[web::uri::decode(k)] = web::uri::decode(v);
-        for (const auto& [name, value] : request.headers()) in.headers[lower(name)] = value;
-        const auto announced = request.headers().content_length();
-        if (announced > impl->max_body || in.headers.count("transfer-encoding")) {
-            // Refuse before reading: the API answers 413 from the Content-Length alone, and 411
-            // to a chunked body (its size is unknown until all of it has been buffered).
-            reply(request, impl->handler(in));
-            return;
-        }
-        request.extract_vector().then([impl, request, in](pplx::task<std::vector<unsigned char>> body) mutable {
-            try {
-                const std::vector<unsigned char> bytes = body.get();
-                in.body.assign(bytes.begin(), bytes.end());
-                reply(request, impl->handler(in));
-            } catch (const std::exception& e) {
-                std::fprintf(stderr, "ubuzima-server: reading body failed: %s\n", e.what());
-                reply(request, internal_error());
+    Status open(const std::string& host, std::shared_ptr<TlsServerContext> tls) {
+        try {
+            http_listener_config config;
+            if (tls) {
+                m_tls = std::move(tls);
+                TlsServerContext* raw = m_tls.get();
+                // Called by cpprestsdk for every accepted connection, on a fresh context.
+                config.set_ssl_context_callback([raw](boost::asio::ssl::context& ctx) {
+                    Status s = raw->configure(ctx.native_handle());
+                    if (!s.ok()) throw std::runtime_error(s.to_string());  // cpprestsdk then drops the connection
+                });
             }
-        });
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "ubuzima-server: request failed: %s\n", e.what());
-        reply(request, internal_error());
+            const bool v6 = host.find(':') != std::string::npos;
+            const std::string uri = std::string(m_secure ? "https://" : "http://") + (v6 ? "[" + host + "]" : host) +
+                                    ":" + std::to_string(m_port);
+            m_listener = http_listener(web::uri(uri), config);
+            // Without explicit handlers, cpprestsdk answers OPTIONS and TRACE itself before any
+            // catch-all, and TRACE echoes the request (bearer token included): route them too.
+            auto serve = [this](cp::http_request request) { this->serve(std::move(request)); };
+            m_listener.support(cp::methods::OPTIONS, serve);
+            m_listener.support(cp::methods::TRCE, serve);
+            m_listener.support(serve);
+            m_listener.open().wait();
+            m_open = true;
+            return {};
+        } catch (const std::exception& e) {
+            return Status(ErrorCode::IoError, "cannot listen on " + host + ":" + std::to_string(m_port) + ": " + e.what());
+        }
     }
-}
+
+    void close() override {
+        if (!m_open) return;
+        m_open = false;
+        try {
+            m_listener.close().wait();
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "ubuzima-server: closing the listener failed: %s\n", e.what());
+        }
+    }
+
+    int port() const override { return m_port; }
+    bool secure() const override { return m_secure; }
+
+private:
+    void serve(cp::http_request request) {
+        try {
+            http::Request in;
+            in.method = request.method();
+            const web::uri& rel = request.relative_uri();
+            in.raw_path = rel.path();
+            in.query = http::parse_query(rel.query());
+            for (const auto& [name, value] : request.headers()) in.headers[lower(name)] = value;
+            in.remote_address = request.remote_address();
+            in.secure = m_secure;
+            const auto announced = request.headers().content_length();
+            if (announced > m_max_body || in.headers.count("transfer-encoding")) {
+                // Refuse before reading: the API answers 413 from the Content-Length alone, and
+                // 411 to a chunked body (its size is unknown until all of it has been buffered).
+                reply(request, m_handler(in));
+                return;
+            }
+            request.extract_vector().then([this, request, in](pplx::task<std::vector<unsigned char>> body) mutable {
+                try {
+                    const std::vector<unsigned char> bytes = body.get();
+                    in.body.assign(bytes.begin(), bytes.end());
+                    reply(request, m_handler(in));
+                } catch (const std::exception& e) {
+                    std::fprintf(stderr, "ubuzima-server: reading a body failed: %s\n", e.what());
+                    reply(request, http::internal_error());
+                }
+            });
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "ubuzima-server: request failed: %s\n", e.what());
+            reply(request, http::internal_error());
+        }
+    }
+
+    RequestHandler m_handler;
+    const std::size_t m_max_body;
+    const int m_port;
+    const bool m_secure;
+    std::shared_ptr<TlsServerContext> m_tls;  // referenced by the context callback
+    http_listener m_listener;
+    bool m_open = false;
+};
 
 }  // namespace
 
@@ -100,60 +196,18 @@ void init_http_threads(std::size_t threads) {
     }
 }
 
-Result<int> pick_free_port(const std::string& host) {
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE;
-    addrinfo* found = nullptr;
-    if (getaddrinfo(host.c_str(), "0", &hints, &found) != 0 || !found)
-        return Status(ErrorCode::InvalidArgument, "cannot resolve listen host " + host);
-    int port = -1;
-    const int fd = socket(found->ai_family, found->ai_socktype, found->ai_protocol);
-    if (fd >= 0 && bind(fd, found->ai_addr, found->ai_addrlen) == 0) {
-        sockaddr_storage addr{};
-        socklen_t len = sizeof addr;
-        if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-            port = addr.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port)
-                                              : ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
-        }
+Result<std::unique_ptr<HttpListener>> open_cpprest_listener(const ListenOptions& options, RequestHandler handler) {
+    int port = options.port;
+    if (port == 0) {
+        // cpprestsdk cannot report the port it bound.
+        auto free_port = pick_free_port(options.host);
+        if (!free_port.ok()) return free_port.status();
+        port = *free_port;
     }
-    if (fd >= 0) ::close(fd);
-    freeaddrinfo(found);
-    if (port <= 0) return Status(ErrorCode::IoError, "cannot find a free port on " + host);
-    return port;
-}
-
-HttpListener::HttpListener(std::unique_ptr<Impl> impl) : m_impl(std::move(impl)) {}
-
-HttpListener::~HttpListener() { close(); }
-
-Result<std::unique_ptr<HttpListener>> HttpListener::open(const std::string& host, int port, std::size_t max_body_bytes,
-                                                         Handler handler) {
-    try {
-        auto impl = std::make_unique<Impl>();
-        impl->handler = std::move(handler);
-        impl->max_body = max_body_bytes;
-        impl->listener = http_listener(web::uri("http://" + host + ":" + std::to_string(port)));
-        Impl* raw = impl.get();
-        // The callback is held by the listener; `raw` lives as long as the listener does.
-        impl->listener.support([raw](http::http_request request) { serve(raw, std::move(request)); });
-        impl->listener.open().wait();
-        impl->open = true;
-        return std::unique_ptr<HttpListener>(new HttpListener(std::move(impl)));
-    } catch (const std::exception& e) {
-        return Status(ErrorCode::IoError, "cannot listen on " + host + ":" + std::to_string(port) + ": " + e.what());
-    }
-}
-
-void HttpListener::close() {
-    if (!m_impl || !m_impl->open) return;
-    m_impl->open = false;
-    try {
-        m_impl->listener.close().wait();
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "ubuzima-server: closing the listener failed: %s\n", e.what());
-    }
+    auto listener = std::make_unique<CpprestListener>(std::move(handler), options.limits.max_body_bytes, port,
+                                                      options.tls != nullptr);
+    UBUZIMA_TRY(listener->open(options.host, options.tls));
+    return std::unique_ptr<HttpListener>(std::move(listener));
 }
 
 }  // namespace ubuzima::server

@@ -27,11 +27,9 @@ TEST_CASE("unknown routes are 404 and wrong methods 405, as JSON", "[server][htt
 
 TEST_CASE("bodies over the limit are 413, announced or not", "[server][http]") {
     TestServer s;
-    const std::string admin = s.admin_token();
     s.options.max_body_bytes = 2048;
     s.reopen();
-    const std::string token = s.admin_token();
-    (void)admin;
+    const std::string token = s.token_for_node(s.admin_token(), 0xaa);
     Reply announced = s.call("POST", "/v1/sync", "", token, {{"content-length", "999999"}});
     CHECK(announced.status == 413);
     CHECK(announced.body["error"]["code"] == "too_large");
@@ -43,7 +41,7 @@ TEST_CASE("bodies over the limit are 413, announced or not", "[server][http]") {
 
 TEST_CASE("a body of unannounced length (chunked) is refused with 411 before it is read", "[server][http]") {
     TestServer s;
-    const std::string token = s.admin_token();
+    const std::string token = s.token_for_node(s.admin_token(), 0xaa);
     Reply chunked = s.call("POST", "/v1/sync", sync_body(), token, {{"transfer-encoding", "chunked"}});
     CHECK(chunked.status == 411);
     CHECK(chunked.body["error"]["code"] == "length_required");
@@ -53,7 +51,7 @@ TEST_CASE("a body of unannounced length (chunked) is refused with 411 before it 
 
 TEST_CASE("gzip request bodies are inflated, with the size cap applied after inflating", "[server][http]") {
     TestServer s;
-    const std::string token = s.admin_token();
+    const std::string token = s.token_for_node(s.admin_token(), 0xaa);
     Reply ok = s.call("POST", "/v1/sync", gzip_compress(sync_body()).value(), token, {{"content-encoding", "gzip"}});
     CHECK(ok.status == 200);
     CHECK(ok.body["changes"].size() == 121);
@@ -64,7 +62,7 @@ TEST_CASE("gzip request bodies are inflated, with the size cap applied after inf
 
     s.options.max_body_bytes = 64 * 1024;
     s.reopen();
-    const std::string t2 = s.admin_token();
+    const std::string t2 = s.token_for_node(s.admin_token(), 0xaa);
     const std::string bomb = gzip_compress(std::string(10 * 1024 * 1024, ' ')).value();
     REQUIRE(bomb.size() < 64 * 1024);
     Reply big = s.call("POST", "/v1/sync", bomb, t2, {{"content-encoding", "gzip"}});
@@ -77,7 +75,7 @@ TEST_CASE("gzip request bodies are inflated, with the size cap applied after inf
 
 TEST_CASE("large responses are gzipped when the client accepts it", "[server][http]") {
     TestServer s;
-    const std::string token = s.admin_token();
+    const std::string token = s.token_for_node(s.admin_token(), 0xaa);
     Reply zipped = s.call("POST", "/v1/sync", sync_body(), token, {{"accept-encoding", "deflate, gzip"}});
     REQUIRE(zipped.status == 200);
     CHECK(zipped.raw.headers.at("Content-Encoding") == "gzip");
@@ -92,7 +90,7 @@ TEST_CASE("large responses are gzipped when the client accepts it", "[server][ht
 
 TEST_CASE("hostile bodies never crash the server or lose data", "[server][http]") {
     TestServer s;
-    const std::string token = s.admin_token();
+    const std::string token = s.token_for_node(s.admin_token(), 0xaa);
     const std::vector<std::string> bodies = {
         "",        "null", "[]", "{}", "{\"protocol\":1}", std::string("\xff\xfe\x00", 3), "{\"a\":\"\xc3\x28\"}",
         "{\"protocol\":1,\"schema_version\":1,\"node\":\"00000000000000aa\",\"batch\":{\"id\":\"b\",\"changes\":[{}]}}",

@@ -13,6 +13,7 @@
 
 #include "api/api.hpp"
 #include "http/compression.hpp"
+#include "http/message.hpp"
 #include "storage/sqlite_store.hpp"
 #include "ubuzima/sync/hlc.hpp"
 #include "ubuzima/sync/version.hpp"
@@ -24,7 +25,7 @@ using nlohmann::json;
 struct Reply {
     int status = 0;
     json body;
-    HttpResponse raw;
+    http::Response raw;
 };
 
 /// A pulled change with its shared-version fields ("v" + "d") folded into "f" as
@@ -42,13 +43,14 @@ class TestServer {
 public:
     static constexpr const char* kAdminPassword = "admin-password";
 
-    explicit TestServer(std::int64_t access_ttl_s = 3600) {
+    explicit TestServer(std::int64_t access_ttl_s = 900) {
         std::random_device rd;
         m_dir = std::filesystem::temp_directory_path() / ("ubuzima-server-test-" + std::to_string(rd()) + std::to_string(rd()));
         std::filesystem::create_directories(m_dir);
         m_now = std::make_shared<std::atomic<std::int64_t>>(sync::system_wall_ms());
         options.data_dir = m_dir.string();
-        options.pbkdf2_iterations = 1000;  // fast tests; production default is 100000
+        options.pbkdf2_iterations = 1000;  // fast tests; production default is 600000
+        options.rate = RateLimits{0, 0, 0, 0};  // tests that want limits set them
         options.access_ttl_s = access_ttl_s;
         options.bootstrap_admin_password = kAdminPassword;
         auto now = m_now;
@@ -84,22 +86,21 @@ public:
     std::int64_t now_ms() const { return m_now->load(); }
     void advance_ms(std::int64_t ms) { m_now->fetch_add(ms); }
 
-    HttpResponse raw(const HttpRequest& request) { return api->handle(request); }
+    http::Response raw(const http::Request& request) { return api->handle(request); }
 
     Reply call(const std::string& method, const std::string& path, const std::string& body = "",
-               const std::string& token = "", std::map<std::string, std::string> headers = {}) {
-        HttpRequest r;
+               const std::string& token = "", std::map<std::string, std::string> headers = {},
+               const std::string& address = "") {
+        http::Request r;
         r.method = method;
         const std::size_t q = path.find('?');
-        r.path = path.substr(0, q);
-        if (q != std::string::npos) {
-            const std::string query = path.substr(q + 1);
-            const std::size_t eq = query.find('=');
-            r.query[query.substr(0, eq)] = eq == std::string::npos ? "" : query.substr(eq + 1);
-        }
+        r.raw_path = path.substr(0, q);
+        if (q != std::string::npos) r.query = http::parse_query(path.substr(q + 1));
         r.headers = std::move(headers);
+        if (!body.empty() && !r.headers.count("content-type")) r.headers["content-type"] = "application/json";
         if (!token.empty()) r.headers["authorization"] = "Bearer " + token;
         r.body = body;
+        r.remote_address = address;
         Reply out;
         out.raw = api->handle(r);
         out.status = out.raw.status;
@@ -118,16 +119,34 @@ public:
     std::string login(const std::string& user, const std::string& password, const std::string& device = "dev-1") {
         Reply r = login_reply(user, password, device);
         if (r.status != 200) throw std::runtime_error("login failed: " + r.raw.body);
-        return r.body["access_token"].get<std::string>();
+        const std::string token = r.body["access_token"].get<std::string>();
+        m_logins[token] = Login{user, password, device};
+        return token;
     }
     std::string admin_token() { return login("admin", kAdminPassword); }
+    /// The password user_token() gives `name`.
+    static std::string password_of(const std::string& name) { return "pw-" + name + "-secret"; }
     /// Creates a user (as admin) and returns an access token for them.
     std::string user_token(const std::string& name, const std::string& role, const std::vector<std::string>& facilities) {
         Reply r = post("/v1/admin/users",
-                       {{"username", name}, {"password", "pw-" + name}, {"role", role}, {"facilities", facilities}},
+                       {{"username", name}, {"password", password_of(name)}, {"role", role}, {"facilities", facilities}},
                        admin_token());
         if (r.status != 201) throw std::runtime_error("create user failed: " + r.raw.body);
-        return login(name, "pw-" + name);
+        return login(name, password_of(name));
+    }
+    /// A token of the same user as `token`, issued to device `node` (a sync must come from the
+    /// device its token belongs to): tests name nodes freely, and get one login per node.
+    std::string token_for_node(const std::string& token, std::uint64_t node) {
+        auto it = m_logins.find(token);
+        const std::string device = sync::to_hex16(node);
+        if (it == m_logins.end() || it->second.device == device) return token;
+        const auto key = std::make_pair(it->second.user, device);
+        auto cached = m_node_tokens.find(key);
+        if (cached != m_node_tokens.end()) return cached->second;
+        const Login who = it->second;
+        const std::string fresh = login(who.user, who.password, device);
+        m_node_tokens[key] = fresh;
+        return fresh;
     }
 
     /// A version written "now" by `node` (counter makes successive versions distinct).
@@ -143,7 +162,7 @@ public:
         if (!changes.is_null())
             req["batch"] = {{"id", batch_id.empty() ? "batch-" + std::to_string(m_counter++) : batch_id},
                             {"changes", changes}};
-        return post("/v1/sync", req, token);
+        return post("/v1/sync", req, token_for_node(token, node));
     }
     /// Pulls every page; returns all changes (expanded) and leaves the final cursor in `cursor`.
     json pull_all(const std::string& token, std::uint64_t node, json& cursor, int limit = 1000) {
@@ -163,6 +182,13 @@ public:
     std::unique_ptr<Api> api;
 
 private:
+    struct Login {
+        std::string user;
+        std::string password;
+        std::string device;
+    };
+    std::map<std::string, Login> m_logins;  ///< token -> who got it
+    std::map<std::pair<std::string, std::string>, std::string> m_node_tokens;
     std::filesystem::path m_dir;
     std::shared_ptr<std::atomic<std::int64_t>> m_now;
     std::uint32_t m_counter = 1;

@@ -25,7 +25,7 @@ TEST_CASE("data, users and the feed survive reopening the store", "[server][stor
     CHECK(s.store->node_id() == node_id);
     CHECK(s.store->saved_clock() >= clock_before);
     // Seeds were not inserted again and nothing else moved: the feed is where it was.
-    const std::string coord2 = s.login("cora", "pw-cora");
+    const std::string coord2 = s.login("cora", "pw-cora-secret");
     Reply nothing = s.sync(coord2, 0xb2, nullptr, "", cursor);
     CHECK(nothing.body["changes"].empty());
     CHECK(nothing.body["cursor"] == cursor);
@@ -67,8 +67,8 @@ TEST_CASE("a store whose feed predates exit entries is upgraded in place", "[ser
             INSERT INTO srv_feed SELECT * FROM old_feed;
             DROP TABLE old_feed;)SQL").ok());
     });
-    const std::string dana2 = s.login("dana", "pw-dana");
-    const std::string alice2 = s.login("alice", "pw-alice");
+    const std::string dana2 = s.login("dana", "pw-dana-secret");
+    const std::string alice2 = s.login("alice", "pw-alice-secret");
     CHECK(s.pull_all(alice2, 0xa1, cursor).empty());  // nothing moved in the upgrade
     s.sync(dana2, node, json::array({change("need", "n1", s.version(node), {{"facility_id", "fac-butaro"}})}));
     json gone = find_row(s.pull_all(alice2, 0xa1, cursor), "need", "n1");

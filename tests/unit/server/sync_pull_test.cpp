@@ -57,8 +57,14 @@ TEST_CASE("pulls only show rows of the user's facilities", "[server][pull]") {
     CHECK(find_row(carols, "need", "na").is_object());
     CHECK(find_row(carols, "need", "nb").is_null());
     CHECK(count_table(carols, "facility") == 10);  // reference data is for everyone
-    for (const json& c : carols)
-        if (c["t"] == "facility_designation") CHECK(c["f"]["facility_id"][0] == "fac-kabgayi");
+    // Her facility's designation rows reach her, and no other facility's.
+    int designations = 0;
+    for (const json& c : carols) {
+        if (c["t"] != "facility_designation") continue;
+        ++designations;
+        CHECK(c["f"]["facility_id"][0] == "fac-kabgayi");
+    }
+    CHECK(designations == 1);
 
     json coords = s.pull_all(coord, kNodeC + 1, c2);
     CHECK(find_row(coords, "need", "na").is_object());

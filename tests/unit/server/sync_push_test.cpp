@@ -116,7 +116,7 @@ TEST_CASE("concurrent edits keep the larger version and journal the loser", "[se
 
     // A late, older concurrent write loses and is journalled too.
     const std::string vold = ubuzima::sync::Version{ubuzima::sync::make_hlc(s.now_ms() - 60'000, 0), kNodeC}.to_string();
-    const std::string carol = s.user_token("carol", "practitioner", {"fac-kabgayi"});
+    const std::string carol = s.user_token("carol", "focal_point", {"fac-kabgayi"});
     Reply rc = s.sync(carol, kNodeC, json::array({change("need", "n1", vold, {{"title", "C"}}, {{"title", v0}})}));
     CHECK(rc.body["push"]["applied"] == 1);
     REQUIRE(rc.body["push"]["conflicts"].size() == 1);
@@ -144,13 +144,12 @@ TEST_CASE("bad changes are rejected one by one and the rest of the batch applies
     const std::string alice = s.user_token("alice", "assessor", {"fac-kabgayi"});
     const std::string coord = s.user_token("cora", "coordinator", {});
     json assessment{{"facility_id", "fac-kabgayi"}, {"instrument_version_id", "iv-1"}, {"assessment_type", "baseline"},
-                    {"status", "draft"},           {"visit_date", "2026-11-20"},   {"lead_assessor_id", "alice"}};
-    json tally{{"deployment_id", "dep-1"}, {"facility_id", "fac-kabgayi"}, {"service_date", "2026-11-21"},
-               {"service_type", "major_surgery"}, {"sex", "female"}, {"age_band", "25_49"}, {"patient_count", 3}};
+                    {"status", "draft"},           {"visit_date", "2026-11-20"}};
+    json event{{"facility_id", "fac-kabgayi"}, {"need_id", "n0"}, {"to_status", "open"}};
     const std::string va = s.version(kNodeA);
     Reply setup = s.sync(alice, kNodeA,
                          json::array({change("needs_assessment", "a1", va, assessment),
-                                      change("service_tally", "t1", s.version(kNodeA), tally)}));
+                                      change("need_status_event", "e1", s.version(kNodeA), event)}));
     REQUIRE(setup.body["push"]["applied"] == 2);
     // Submitting seals the row: the submitting change itself is accepted.
     Reply submit = s.sync(alice, kNodeA,
@@ -166,11 +165,12 @@ TEST_CASE("bad changes are rejected one by one and the rest of the batch applies
         change("need", "n3", s.version(kNodeA, 3'600'000), need_fields("fac-kabgayi")),                   // 4
         change("need", "n4", s.version(kNodeA), need_fields("fac-kibuye")),                               // 5
         change("need", "ok1", s.version(kNodeA), need_fields("fac-kabgayi")),                             // 6
-        change("service_tally", "t1", s.version(kNodeA), {{"patient_count", 4}}),                         // 7
+        change("need_status_event", "e1", s.version(kNodeA), {{"note", "changed my mind"}}),              // 7
         change("needs_assessment", "a1", s.version(kNodeA), {{"visit_date", "2026-11-22"}}),              // 8
         change("assessment_finding", "f1", s.version(kNodeA), finding),                                   // 9
-        change("service_tally", "t1", s.version(kNodeA), {{"voided_at", 5}, {"void_reason", "typo"}}),    // 10
-        change("service_tally", "t1", s.version(kNodeA), {{"_deleted", true}}),                           // 11
+        change("need_status_event", "e1", s.version(kNodeA), {{"voided_at", 5}, {"void_reason", "typo"}}),  // 10
+        change("need_status_event", "e1", s.version(kNodeA), {{"_deleted", true}}),                       // 11
+        change("service_tally", "t9", s.version(kNodeA), {{"facility_id", "fac-kabgayi"}}),               // 12
     });
     Reply r = s.sync(alice, kNodeA, batch);
     REQUIRE(r.status == 200);
@@ -182,7 +182,7 @@ TEST_CASE("bad changes are rejected one by one and the rest of the batch applies
     CHECK(codes == std::map<int, std::string>{{0, "unknown_table"}, {1, "unknown_field"}, {2, "invalid_value"},
                                               {3, "read_only"},     {4, "clock_skew"},    {5, "out_of_scope"},
                                               {7, "append_only"},   {8, "sealed"},        {9, "sealed"},
-                                              {11, "append_only"}});
+                                              {11, "append_only"},  {12, "forbidden"}});
     for (const json& x : rej) {
         CHECK(!x["message"].get<std::string>().empty());
         if (x["index"] == 8) {
@@ -206,13 +206,24 @@ TEST_CASE("bad changes are rejected one by one and the rest of the batch applies
     CHECK(move.body["push"]["rejected"][0]["code"] == "out_of_scope");
 }
 
-TEST_CASE("an edit of a row in another facility is out of scope", "[server][sync]") {
+TEST_CASE("an edit of a row in another facility is answered as one of a row that does not exist", "[server][sync]") {
     TestServer s;
     const std::string bob = s.user_token("bob", "focal_point", {"fac-kibuye"});
     const std::string alice = s.user_token("alice", "assessor", {"fac-kabgayi"});
     s.sync(bob, kNodeB, json::array({change("need", "nb", s.version(kNodeB), need_fields("fac-kibuye"))}));
-    Reply r = s.sync(alice, kNodeA, json::array({change("need", "nb", s.version(kNodeA), {{"title", "mine now"}})}));
-    REQUIRE(r.body["push"]["rejected"].size() == 1);
-    CHECK(r.body["push"]["rejected"][0]["code"] == "out_of_scope");
-    CHECK(r.body["push"]["rejected"][0]["current"].is_null());  // alice may not see it
+    Reply foreign = s.sync(alice, kNodeA, json::array({change("need", "nb", s.version(kNodeA), {{"title", "mine now"}})}));
+    Reply unknown = s.sync(alice, kNodeA, json::array({change("need", "nx", s.version(kNodeA), {{"title", "mine now"}})}));
+    REQUIRE(foreign.body["push"]["rejected"].size() == 1);
+    REQUIRE(unknown.body["push"]["rejected"].size() == 1);
+    const json& f = foreign.body["push"]["rejected"][0];
+    const json& u = unknown.body["push"]["rejected"][0];
+    CHECK(f["code"] == u["code"]);
+    CHECK(f["message"] == u["message"]);  // the same words: nothing tells that nb exists
+    CHECK(f["current"].is_null());        // alice may not see it
+    CHECK(u["current"].is_null());
+    // A full row under a foreign id cannot take it over, and names no facility.
+    Reply takeover = s.sync(alice, kNodeA, json::array({change("need", "nb", s.version(kNodeA), need_fields("fac-kabgayi"))}));
+    REQUIRE(takeover.body["push"]["rejected"].size() == 1);
+    CHECK(takeover.body["push"]["rejected"][0]["code"] == "out_of_scope");
+    CHECK(takeover.body["push"]["rejected"][0]["message"].get<std::string>().find("kibuye") == std::string::npos);
 }

@@ -37,6 +37,15 @@ struct FieldDef {
     std::optional<double> max;
     std::optional<std::size_t> max_length;
     std::string references;  ///< informational: the table an id points to
+    /// An actor field holds the id of the user who did something ("by_user_id", "voided_by"):
+    /// the server sets it from the login, never from what a device claims. "create": stamped
+    /// when a row is created without it; otherwise the name of the field whose write stamps it
+    /// ("voided_at" for voided_by). Empty: not an actor field.
+    std::string actor;
+    /// Values only some roles may write (e.g. status "validated": the Ministry's step).
+    std::map<std::string, std::vector<std::string>> value_roles;
+
+    bool is_actor() const { return !actor.empty(); }
 };
 
 struct SealRule {
@@ -56,6 +65,8 @@ struct TableDef {
     std::optional<SealRule> seal;
     std::optional<SealedWith> sealed_with;
     std::vector<FieldDef> fields;
+    /// Roles that may write rows of this table from a device; empty = written by the server only.
+    std::vector<std::string> write_roles;
 
     const FieldDef* field(std::string_view field_name) const;
     /// True when `value` of the seal field makes a row immutable.
@@ -87,7 +98,8 @@ bool is_void_field(std::string_view field);
 Status validate_value(const FieldDef& field, const Value& value);
 
 /// Checks the fields of one change: every name known (UnknownField), every value valid
-/// (InvalidValue), `_deleted` a boolean. When `creating`, every required field must be present.
+/// (InvalidValue), `_deleted` a boolean. When `creating`, every required field must be present
+/// but required "create" actor fields (the server sets those).
 Status validate_fields(const TableDef& table, const std::map<std::string, Value>& fields, bool creating);
 /// The same for a JSON object's own map (a device checks the app's object without copying it).
 Status validate_object_fields(const TableDef& table, const Value::object_t& fields, bool creating);

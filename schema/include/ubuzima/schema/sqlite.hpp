@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -43,6 +44,13 @@ public:
     Statement& bind(int index, const char* text) { return bind(index, std::string_view(text)); }
     Statement& bind(int index, const std::string& text) { return bind(index, std::string_view(text)); }
     Statement& bind_null(int index);
+    /// Binds the value, or NULL when there is none.
+    Statement& bind_optional(int index, const std::optional<std::string>& text) {
+        return text ? bind(index, *text) : bind_null(index);
+    }
+    Statement& bind_optional(int index, const std::optional<std::int64_t>& value) {
+        return value ? bind(index, *value) : bind_null(index);
+    }
     /// Binds a schema value with the column representation of its field type.
     Statement& bind_value(int index, schema::FieldType type, const schema::Value& value);
 
@@ -74,6 +82,11 @@ public:
     std::int64_t column_int(int col) const;
     double column_real(int col) const;
     std::string column_text(int col) const;
+    /// The integer, or nullopt when the column is NULL.
+    std::optional<std::int64_t> column_optional_int(int col) const {
+        if (is_null(col)) return std::nullopt;
+        return column_int(col);
+    }
     /// Reads a column back into a schema value of the given field type.
     schema::Value column_value(int col, schema::FieldType type) const;
 
@@ -145,6 +158,9 @@ Status ensure_tables(Database& db, const schema::Schema& schema, const std::vect
 Status add_missing_columns(Database& db, const std::string& table, const std::vector<std::string>& columns);
 Status add_missing_columns(Database& db, const std::string& table, const std::vector<std::string>& columns,
                            const std::set<std::string>& existing);
+
+/// The column names of `table` (empty when it does not exist).
+Result<std::set<std::string>> existing_columns(Database& db, const std::string& table);
 
 /// Quotes an identifier for SQL ("name" with embedded quotes doubled).
 std::string quote_ident(std::string_view name);

@@ -49,6 +49,9 @@ struct SyncRequest {
     std::optional<PushBatch> batch;
     std::optional<std::string> cursor;  ///< null: from the beginning
     int limit = 1000;
+    /// What the device reports of itself (device health for the operators); -1 = not sent.
+    std::int64_t pending = -1;   ///< local changes not yet accepted
+    std::int64_t rejected = -1;  ///< refused changes kept in the device's rejected list
 };
 
 /// A field value together with its version (pull direction, conflict reports).
@@ -97,6 +100,14 @@ struct RowChange {
     bool gone = false;
 };
 
+/// Sent when what the user may see changed since the device's cursor (facilities added or
+/// removed, another role): the pull restarts from the beginning, and the device first drops every
+/// row of a facility outside this list (wire: "scope": ["fac-…", …], or "*" for every facility).
+struct ScopeNotice {
+    bool all = false;
+    std::vector<std::string> facilities;
+};
+
 struct SyncResponse {
     int protocol = kProtocolVersion;
     Hlc server_clock = 0;
@@ -104,6 +115,7 @@ struct SyncResponse {
     std::vector<RowChange> changes;
     std::string cursor;
     bool more = false;
+    std::optional<ScopeNotice> scope;
 };
 
 // ---- codec. Decoders validate shapes and types strictly and never throw. ----

@@ -36,7 +36,9 @@ public:
     bool ok() const noexcept { return m_code == ErrorCode::Ok; }
     ErrorCode code() const noexcept { return m_code; }
     const std::string& message() const noexcept { return m_message; }
-    /// True for failures a later retry may cure (network, timeout, busy, 5xx, throttling).
+    /// True for failures a later retry may cure (network, timeout, busy, unavailable, throttling).
+    /// Internal is not: a bug or a bad value answers the same way every time, and retrying it
+    /// only hides it behind backoff.
     bool is_transient() const noexcept;
     /// "sealed: row is submitted"
     std::string to_string() const;
@@ -73,9 +75,13 @@ private:
 
 }  // namespace ubuzima
 
-/// Returns early from the enclosing function when a Status-valued expression fails.
-#define UBUZIMA_TRY(expr)                              \
-    do {                                               \
-        ::ubuzima::Status ubuzima_try_status_ = (expr); \
-        if (!ubuzima_try_status_.ok()) return ubuzima_try_status_; \
+/// Returns early from the enclosing function when a Status-valued expression fails. The local's
+/// name is unique per use, so a TRY inside a lambda inside a TRY shadows nothing.
+#define UBUZIMA_TRY(expr) UBUZIMA_TRY_IMPL(expr, UBUZIMA_TRY_CAT(ubuzima_try_status_, __COUNTER__))
+#define UBUZIMA_TRY_CAT(a, b) UBUZIMA_TRY_CAT2(a, b)
+#define UBUZIMA_TRY_CAT2(a, b) a##b
+#define UBUZIMA_TRY_IMPL(expr, name)            \
+    do {                                        \
+        ::ubuzima::Status name = (expr);        \
+        if (!name.ok()) return name;            \
     } while (0)

@@ -1,0 +1,150 @@
+// Ubuzima Sync — MIT licence.
+// Parsing and checking the serve command line.
+#include "cli/server_args.hpp"
+
+#include <cerrno>
+#include <cstdlib>
+
+namespace ubuzima::server {
+
+const char* const kServeUsage =
+    "usage: ubuzima-server [serve] --data DIR --listen HOST:PORT [options]\n"
+    "  --tls-cert FILE --tls-key FILE  serve HTTPS (PEM; the cert file may hold the chain); SIGHUP reloads them\n"
+    "  --insecure-http                 allow plain HTTP on an address other than loopback (not for production)\n"
+    "  --listener cpprest|beast        the HTTP listener (default cpprest; beast enforces the timeouts and caps)\n"
+    "  --max-body-bytes N              sync request bodies, before and after gunzip (default 33554432)\n"
+    "  --access-ttl SECONDS            access token lifetime (default 900)\n"
+    "  --refresh-ttl SECONDS           refresh token idle lifetime (default 7776000 = 90 days)\n"
+    "  --session-max-age SECONDS       a login's absolute lifetime (default 15552000 = 180 days)\n"
+    "  --clock-skew-ms N               versions further ahead are refused (default 300000)\n"
+    "  --pbkdf2-iterations N           password hashing cost (default 600000)\n"
+    "  --max-page N                    rows per pull page at most (default 1000)\n"
+    "  --rate-per-device N             requests per second per device, 0 = no limit (default 10, burst 6x)\n"
+    "  --rate-per-address N            requests per second per client address (default 100, burst 6x)\n"
+    "  --max-connections N             open connections at once (beast; default 1024)\n"
+    "  --max-connections-per-address N (beast; default 128)\n"
+    "  --header-timeout-ms N           to receive a request's headers (beast; default 10000)\n"
+    "  --body-timeout-ms N             to receive a request's body (beast; default 60000)\n"
+    "  --idle-timeout-ms N             keep-alive connections idle longer are closed (beast; default 30000)\n"
+    "  PORT 0 picks a free port. UBUZIMA_ADMIN_PASSWORD (or the file UBUZIMA_ADMIN_PASSWORD_FILE names)\n"
+    "  creates user 'admin' in an empty store.\n"
+    "other commands (on the data directory, for an operator at the console):\n"
+    "  ubuzima-server user add USERNAME --role ROLE [--facility ID]... --data DIR\n"
+    "  ubuzima-server user set USERNAME [--role ROLE] [--facilities ID,ID] [--disable|--enable] [--password] --data DIR\n"
+    "  ubuzima-server user list --data DIR\n"
+    "  ubuzima-server device list --data DIR\n"
+    "  ubuzima-server device revoke DEVICE_ID --data DIR\n"
+    "  ubuzima-server audit head --data DIR\n"
+    "  ubuzima-server audit verify --data DIR [--head 'ubuzima-audit-head N HASH' | --head-file FILE]\n"
+    "  passwords are typed at the terminal, or read from UBUZIMA_PASSWORD or standard input; never arguments.\n";
+
+namespace {
+
+bool parse_int(const std::string& text, long long min, long long max, long long& out) {
+    char* end = nullptr;
+    errno = 0;
+    out = std::strtoll(text.c_str(), &end, 10);
+    return errno == 0 && end != text.c_str() && *end == '\0' && out >= min && out <= max;
+}
+
+Status bad(const std::string& arg, const std::string& value) {
+    return Status(ErrorCode::InvalidArgument, "bad option " + arg + (value.empty() ? "" : " " + value));
+}
+
+}  // namespace
+
+Status parse_serve_args(const std::vector<std::string>& args, ServerOptions& o, bool& help) {
+    bool have_data = false, have_listen = false;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        const std::string& arg = args[i];
+        if (arg == "--help" || arg == "-h") {
+            help = true;
+            return {};
+        }
+        if (arg == "--insecure-http") {
+            o.insecure_http = true;
+            continue;
+        }
+        if (i + 1 >= args.size()) return Status(ErrorCode::InvalidArgument, arg + " needs a value");
+        const std::string& value = args[++i];
+        long long n = 0;
+        constexpr long long kDay = 86400;
+        if (arg == "--data") {
+            o.data_dir = value;
+            have_data = true;
+        } else if (arg == "--listen") {
+            const std::size_t colon = value.rfind(':');
+            if (colon == std::string::npos || colon == 0 || !parse_int(value.substr(colon + 1), 0, 65535, n))
+                return Status(ErrorCode::InvalidArgument, "--listen wants HOST:PORT, got " + value);
+            o.host = value.substr(0, colon);
+            if (o.host.size() > 2 && o.host.front() == '[' && o.host.back() == ']') o.host = o.host.substr(1, o.host.size() - 2);
+            o.port = static_cast<int>(n);
+            have_listen = true;
+        } else if (arg == "--tls-cert") {
+            o.tls_cert = value;
+        } else if (arg == "--tls-key") {
+            o.tls_key = value;
+        } else if (arg == "--listener") {
+            if (value == "cpprest") o.listener = ListenerKind::Cpprest;
+            else if (value == "beast") o.listener = ListenerKind::Beast;
+            else return bad(arg, value);
+        } else if (arg == "--max-body-bytes" && parse_int(value, 1024, 1LL << 32, n)) {
+            o.max_body_bytes = static_cast<std::size_t>(n);
+            o.limits.max_body_bytes = o.max_body_bytes;
+        } else if (arg == "--access-ttl" && parse_int(value, 0, kDay, n)) {
+            o.access_ttl_s = n;
+        } else if (arg == "--refresh-ttl" && parse_int(value, 60, 3650 * kDay, n)) {
+            o.refresh_ttl_s = n;
+        } else if (arg == "--session-max-age" && parse_int(value, 60, 3650 * kDay, n)) {
+            o.session_max_s = n;
+        } else if (arg == "--clock-skew-ms" && parse_int(value, 0, 30 * kDay * 1000, n)) {
+            o.clock_skew_ms = n;
+        } else if (arg == "--pbkdf2-iterations" && parse_int(value, 1, 10'000'000, n)) {
+            o.pbkdf2_iterations = static_cast<int>(n);
+        } else if (arg == "--max-page" && parse_int(value, 1, 5000, n)) {
+            o.max_page = static_cast<int>(n);
+        } else if (arg == "--rate-per-device" && parse_int(value, 0, 1'000'000, n)) {
+            o.rate.per_device_per_s = static_cast<double>(n);
+            o.rate.per_device_burst = static_cast<double>(n) * 6;
+        } else if (arg == "--rate-per-address" && parse_int(value, 0, 1'000'000, n)) {
+            o.rate.per_address_per_s = static_cast<double>(n);
+            o.rate.per_address_burst = static_cast<double>(n) * 6;
+        } else if (arg == "--max-connections" && parse_int(value, 1, 1'000'000, n)) {
+            o.limits.max_connections = static_cast<int>(n);
+        } else if (arg == "--max-connections-per-address" && parse_int(value, 1, 1'000'000, n)) {
+            o.limits.max_connections_per_address = static_cast<int>(n);
+        } else if (arg == "--header-timeout-ms" && parse_int(value, 100, 3'600'000, n)) {
+            o.limits.header_timeout_ms = static_cast<int>(n);
+        } else if (arg == "--body-timeout-ms" && parse_int(value, 100, 3'600'000, n)) {
+            o.limits.body_timeout_ms = static_cast<int>(n);
+        } else if (arg == "--idle-timeout-ms" && parse_int(value, 100, 3'600'000, n)) {
+            o.limits.idle_timeout_ms = static_cast<int>(n);
+        } else {
+            return bad(arg, value);
+        }
+    }
+    if (!have_data || !have_listen) return Status(ErrorCode::InvalidArgument, "--data and --listen are required");
+    o.limits.max_body_bytes = o.max_body_bytes;
+    return {};
+}
+
+Status check_serve_options(const ServerOptions& o, std::vector<std::string>& warnings) {
+    if (o.tls_cert.empty() != o.tls_key.empty())
+        return Status(ErrorCode::InvalidArgument, "--tls-cert and --tls-key go together");
+    const bool tls = !o.tls_cert.empty();
+    const bool loopback = is_loopback_host(o.host);
+    if (!tls && !loopback && !o.insecure_http)
+        return Status(ErrorCode::InvalidArgument,
+                      "refusing plain HTTP on " + o.host +
+                          ": tokens and health data would cross the network in clear. Give --tls-cert and --tls-key "
+                          "(or --insecure-http behind a TLS-terminating proxy)");
+    if (!tls && !loopback)
+        warnings.push_back("serving plain HTTP on " + o.host +
+                           " (--insecure-http): only behind a proxy that terminates TLS on this machine");
+    if (!loopback && o.listener == ListenerKind::Cpprest)
+        warnings.push_back("the cpprest listener has no header/idle timeouts and no connection cap (docs/SECURITY.md): "
+                           "on the open internet use --listener beast or a front proxy");
+    return {};
+}
+
+}  // namespace ubuzima::server

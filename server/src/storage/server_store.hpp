@@ -1,0 +1,243 @@
+// Ubuzima Sync — MIT licence.
+// The narrow storage interface of the server. Everything that must hold together (a push and its
+// audit record, a refresh and the token it retires, a failed login and its throttle counter)
+// happens inside one transaction of it, so correctness never rests on a process-local mutex:
+// SQLite implements it now, PostgreSQL can later.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ubuzima/schema/schema.hpp"
+#include "ubuzima/sync/protocol.hpp"
+#include "ubuzima/sync/status.hpp"
+#include "ubuzima/sync/version.hpp"
+
+namespace ubuzima::server {
+
+/// One domain row with its per-field bookkeeping. Only fields that were ever written appear in
+/// `values`/`versions`/`seqs`; the tombstone is the field "_deleted" (a bool).
+struct StoredRow {
+    std::string id;
+    std::map<std::string, sync::Value> values;
+    std::map<std::string, sync::Version> versions;
+    std::map<std::string, std::int64_t> seqs;  ///< server seq of each field's last change
+    std::int64_t seq = 0;                      ///< seq of the row's last change
+    /// field → the concurrent version its current value overwrote (and journalled); sent with
+    /// pulls so that the device whose write lost can keep it in its own journal.
+    std::map<std::string, sync::Version> overwrote;
+    std::optional<std::string> scope;          ///< facility id, or none for unscoped tables
+    std::string author;                        ///< user id of the last accepted write ("" = the server)
+};
+
+/// One entry of the change feed. A live entry (one per row) says "this row changed at seq"; an
+/// exit entry (one per row and facility it left) says "this row left `scope` at seq", so that
+/// devices which see only that facility drop their copy instead of keeping it stale forever.
+struct FeedEntry {
+    std::int64_t seq = 0;
+    std::string table;
+    std::string row_id;
+    bool gone = false;  ///< an exit entry
+};
+
+struct UserRecord {
+    std::string id;
+    std::string username;
+    std::string password_hash;  ///< passwords.hpp format; never the password
+    std::string role;
+    std::vector<std::string> facilities;
+    std::int64_t created_at_ms = 0;
+    std::int64_t updated_at_ms = 0;
+    bool disabled = false;
+};
+
+/// A token, stored by the SHA-256 of its value (the store never sees a token itself).
+struct TokenRecord {
+    enum class Kind { Access, Refresh };
+    std::string hash;
+    Kind kind = Kind::Access;
+    std::string family;       ///< the login it descends from
+    std::string user_id;
+    std::string device_id;
+    /// Refresh: the refresh token it was exchanged for ("" for the login's). Access: the refresh
+    /// token issued with it (its sibling).
+    std::string parent;
+    std::int64_t issued_at_ms = 0;
+    std::int64_t expires_at_ms = 0;
+    std::optional<std::int64_t> used_at_ms;  ///< refresh: when it was exchanged
+    bool regranted = false;                  ///< refresh: its one repeat after a lost answer is spent
+    std::optional<std::int64_t> revoked_at_ms;
+};
+
+/// One device login: every token rotated from it. Revoking it ends all of them at once.
+struct FamilyRecord {
+    std::string id;
+    std::string user_id;
+    std::string device_id;
+    std::int64_t created_at_ms = 0;
+    std::int64_t expires_at_ms = 0;  ///< absolute end: then only a password login helps
+    std::optional<std::int64_t> revoked_at_ms;
+    std::string revoke_reason;
+};
+
+struct DeviceRecord {
+    std::string id;       ///< the device id given at login (the library sends its node id)
+    std::string user_id;  ///< the user of its latest login
+    std::int64_t first_seen_ms = 0;
+    std::int64_t last_seen_ms = 0;
+    std::int64_t last_sync_ms = 0;  ///< 0 = never synced
+    std::optional<std::int64_t> revoked_at_ms;
+    std::string revoked_by;          ///< user id of the admin
+    std::int64_t reported_pending = -1;   ///< what the device last said of itself; -1 = unknown
+    std::int64_t reported_rejected = -1;
+    std::int64_t rejected_total = 0;      ///< changes the server refused to it, ever
+};
+
+/// Failed-login counter of one key ("user:<name>" or "addr:<ip>").
+struct ThrottleRecord {
+    std::string key;
+    std::int64_t failures = 0;
+    std::int64_t last_failure_ms = 0;
+    std::int64_t blocked_until_ms = 0;
+};
+
+/// One record of the hash-chained audit log (audit/audit_log.hpp computes the hashes).
+struct AuditRecord {
+    std::int64_t seq = 0;  ///< 1, 2, 3, ... without gaps
+    std::int64_t ts_ms = 0;
+    std::string actor_user;    ///< user id, "" when unknown (a failed login of no such user)
+    std::string actor_device;
+    std::string action;        ///< "login", "login_failed", "push", ...
+    std::string object;        ///< what it acted on (a user id, a device id, a batch id)
+    std::string outcome;       ///< a flat JSON object of counts and codes, never field values
+    std::string address;       ///< client IP address
+    std::string prev_hash;     ///< hex; 64 zeros for the first record
+    std::string hash;          ///< hex SHA-256
+};
+
+struct ConflictRecord {
+    std::int64_t id = 0;
+    std::string table;
+    std::string row_id;
+    std::string field;
+    sync::VersionedValue kept;
+    sync::VersionedValue lost;
+    std::string status = "open";  ///< "open" | "resolved"
+    std::int64_t created_at_ms = 0;
+    std::string resolved_by;
+    std::string resolved_version;
+    std::optional<std::string> scope;  ///< the row's facility when journalled (for scoped review)
+};
+
+/// Reads inside one consistent snapshot.
+class ReadTxn {
+public:
+    virtual ~ReadTxn() = default;
+
+    // ---- domain rows and the feed ----
+    /// The row, or nullopt when it was never written (tombstoned rows are returned).
+    virtual Result<std::optional<StoredRow>> read_row(const schema::TableDef& table, const std::string& id) = 0;
+    /// Feed entries with seq > after, ordered by seq, at most `limit`. `facilities` null = every
+    /// entry; otherwise only unscoped entries and entries scoped to one of them (an exit entry is
+    /// scoped to the facility the row left).
+    virtual Result<std::vector<FeedEntry>> feed_after(std::int64_t after, const std::vector<std::string>* facilities,
+                                                      int limit) = 0;
+    /// Conflicts with id > after_id, oldest first; status "" = all.
+    virtual Result<std::vector<ConflictRecord>> list_conflicts(const std::string& status, std::int64_t after_id,
+                                                               int limit) = 0;
+
+    // ---- users, tokens, devices ----
+    virtual Result<std::int64_t> count_users() = 0;
+    virtual Result<std::optional<UserRecord>> find_user_by_name(const std::string& username) = 0;
+    virtual Result<std::optional<UserRecord>> find_user_by_id(const std::string& id) = 0;
+    /// Ordered by username.
+    virtual Result<std::vector<UserRecord>> list_users() = 0;
+    virtual Result<std::optional<TokenRecord>> find_token(const std::string& hash) = 0;
+    virtual Result<std::optional<FamilyRecord>> find_family(const std::string& id) = 0;
+    /// The newest unrevoked refresh token of a family, if any.
+    virtual Result<std::optional<TokenRecord>> newest_refresh(const std::string& family) = 0;
+    virtual Result<std::optional<DeviceRecord>> find_device(const std::string& id) = 0;
+    /// Ordered by last_seen, newest first.
+    virtual Result<std::vector<DeviceRecord>> list_devices() = 0;
+    virtual Result<std::optional<ThrottleRecord>> find_throttle(const std::string& key) = 0;
+
+    // ---- audit ----
+    virtual Result<std::optional<AuditRecord>> last_audit() = 0;
+    /// Records with seq > after, in seq order, at most `limit`.
+    virtual Result<std::vector<AuditRecord>> audit_after(std::int64_t after, int limit) = 0;
+};
+
+/// Writes inside one transaction; everything commits together or not at all.
+class WriteTxn : public ReadTxn {
+public:
+    /// Hands out the next seq and moves the row's feed entry to it. Seqs must become visible in
+    /// the order they are handed out (a reader advancing its cursor past an uncommitted seq would
+    /// lose it forever): SQLite gets that from its single writer; a PostgreSQL backend must
+    /// serialise seq allocation with commit rather than use a bare SEQUENCE.
+    virtual Result<std::int64_t> append_feed(const std::string& table, const std::string& row_id,
+                                             const std::optional<std::string>& scope) = 0;
+    /// The row moved from facility `from` to `to` (either may be none): records, at the next seq,
+    /// that it left `from` (replacing an older exit from there) and drops its exit from `to`,
+    /// where it is back. Called only for moves, so ordinary writes pay nothing for exits.
+    virtual Status record_move(const std::string& table, const std::string& row_id,
+                               const std::optional<std::string>& from, const std::optional<std::string>& to) = 0;
+    /// Inserts or replaces the whole row (one statement per row write).
+    virtual Status write_row(const schema::TableDef& table, const StoredRow& row) = 0;
+    /// The stored push result (JSON) of a batch this user already sent.
+    virtual Result<std::optional<std::string>> find_batch(const std::string& user_id, const std::string& batch_id) = 0;
+    virtual Status save_batch(const std::string& user_id, const std::string& batch_id, const std::string& result_json) = 0;
+    virtual Result<std::int64_t> insert_conflict(const ConflictRecord& conflict) = 0;
+    virtual Result<std::optional<ConflictRecord>> find_conflict(std::int64_t id) = 0;
+    virtual Status mark_conflict_resolved(std::int64_t id, const std::string& by, const std::string& version) = 0;
+    /// Persists the server HLC so it stays monotonic across restarts.
+    virtual Status save_clock(sync::Hlc last) = 0;
+
+    /// Conflict when the username is taken.
+    virtual Status insert_user(const UserRecord& user) = 0;
+    /// Replaces every column but id and created_at.
+    virtual Status update_user(const UserRecord& user) = 0;
+    virtual Status insert_family(const FamilyRecord& family) = 0;
+    virtual Status insert_token(const TokenRecord& token) = 0;
+    /// Marks an unused, unrevoked refresh token used at `now`. False when another request already
+    /// did (or it is revoked): the one statement is the race guard, across processes too.
+    virtual Result<bool> claim_refresh(const std::string& hash, std::int64_t now_ms) = 0;
+    virtual Status set_regranted(const std::string& hash) = 0;
+    /// Revokes one token and everything issued from it (its children and their siblings).
+    virtual Status revoke_descendants(const std::string& hash, std::int64_t now_ms) = 0;
+    /// Revokes a family and every token in it.
+    virtual Status revoke_family(const std::string& family, std::int64_t now_ms, const std::string& reason) = 0;
+    /// Revokes every family of a device (device_id "" = of every device of the user, user_id "" =
+    /// of every user of the device). Returns how many families were live.
+    virtual Result<std::int64_t> revoke_families(const std::string& user_id, const std::string& device_id,
+                                                 std::int64_t now_ms, const std::string& reason) = 0;
+    /// Deletes tokens and families that expired before `before_ms` (kept a while after expiry so
+    /// that a late request is answered "expired" or "revoked", not "unknown").
+    virtual Status purge_expired_tokens(std::int64_t before_ms) = 0;
+    virtual Status put_device(const DeviceRecord& device) = 0;
+    virtual Status put_throttle(const ThrottleRecord& record) = 0;
+    virtual Status delete_throttle(const std::string& key) = 0;
+    /// Appends a record whose seq and hashes the caller computed from last_audit() in this
+    /// same transaction.
+    virtual Status insert_audit(const AuditRecord& record) = 0;
+};
+
+class ServerStore {
+public:
+    virtual ~ServerStore() = default;
+
+    /// Runs `fn` in a read snapshot.
+    virtual Status read(const std::function<Status(ReadTxn&)>& fn) = 0;
+    /// Runs `fn` in a write transaction that commits when it returns OK and rolls back otherwise.
+    virtual Status write(const std::function<Status(WriteTxn&)>& fn) = 0;
+
+    /// The server's node id (random, created with the store).
+    virtual sync::NodeId node_id() const = 0;
+    /// The last persisted server HLC.
+    virtual sync::Hlc saved_clock() const = 0;
+};
+
+}  // namespace ubuzima::server

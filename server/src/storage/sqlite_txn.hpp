@@ -1,0 +1,97 @@
+// Ubuzima Sync — MIT licence.
+// Internal to storage/: the SQLite transaction object, split over sqlite_rows.cpp (domain rows,
+// feed, batches, conflicts), sqlite_auth.cpp (users, tokens, devices, throttling) and
+// sqlite_audit.cpp (the audit log).
+#pragma once
+
+#include <string>
+#include <unordered_map>
+
+#include "storage/server_store.hpp"
+#include "ubuzima/schema/sqlite.hpp"
+
+namespace ubuzima::server {
+
+/// SQL text prepared once per domain table (the statements themselves live in the cache of the
+/// connection).
+struct TableSql {
+    std::string select_row;
+    std::string upsert_row;
+};
+
+/// Builds the per-table SQL from the schema.
+TableSql make_table_sql(const schema::TableDef& table);
+/// The hidden bookkeeping columns of every domain table (see docs/ARCHITECTURE.md).
+const std::vector<std::string>& server_extra_columns();
+
+/// Not thread-safe: lives inside one Store::read/write call, under the store's mutex.
+class SqliteTxn final : public WriteTxn {
+public:
+    SqliteTxn(sql::Database& db, const schema::Schema& schema, const std::unordered_map<std::string, TableSql>& tables,
+              sync::Hlc* saved_clock)
+        : m_db(db), m_schema(schema), m_tables(tables), m_saved_clock(saved_clock) {}
+
+    // sqlite_rows.cpp
+    Result<std::optional<StoredRow>> read_row(const schema::TableDef& table, const std::string& id) override;
+    Result<std::vector<FeedEntry>> feed_after(std::int64_t after, const std::vector<std::string>* facilities,
+                                              int limit) override;
+    Result<std::vector<ConflictRecord>> list_conflicts(const std::string& status, std::int64_t after_id,
+                                                       int limit) override;
+    Result<std::int64_t> append_feed(const std::string& table, const std::string& row_id,
+                                     const std::optional<std::string>& scope) override;
+    Status record_move(const std::string& table, const std::string& row_id, const std::optional<std::string>& from,
+                       const std::optional<std::string>& to) override;
+    Status write_row(const schema::TableDef& table, const StoredRow& row) override;
+    Result<std::optional<std::string>> find_batch(const std::string& user_id, const std::string& batch_id) override;
+    Status save_batch(const std::string& user_id, const std::string& batch_id, const std::string& result_json) override;
+    Result<std::int64_t> insert_conflict(const ConflictRecord& conflict) override;
+    Result<std::optional<ConflictRecord>> find_conflict(std::int64_t id) override;
+    Status mark_conflict_resolved(std::int64_t id, const std::string& by, const std::string& version) override;
+    Status save_clock(sync::Hlc last) override;
+
+    // sqlite_auth.cpp
+    Result<std::int64_t> count_users() override;
+    Result<std::optional<UserRecord>> find_user_by_name(const std::string& username) override;
+    Result<std::optional<UserRecord>> find_user_by_id(const std::string& id) override;
+    Result<std::vector<UserRecord>> list_users() override;
+    Result<std::optional<TokenRecord>> find_token(const std::string& hash) override;
+    Result<std::optional<FamilyRecord>> find_family(const std::string& id) override;
+    Result<std::optional<TokenRecord>> newest_refresh(const std::string& family) override;
+    Result<std::optional<DeviceRecord>> find_device(const std::string& id) override;
+    Result<std::vector<DeviceRecord>> list_devices() override;
+    Result<std::optional<ThrottleRecord>> find_throttle(const std::string& key) override;
+    Status insert_user(const UserRecord& user) override;
+    Status update_user(const UserRecord& user) override;
+    Status insert_family(const FamilyRecord& family) override;
+    Status insert_token(const TokenRecord& token) override;
+    Result<bool> claim_refresh(const std::string& hash, std::int64_t now_ms) override;
+    Status set_regranted(const std::string& hash) override;
+    Status revoke_descendants(const std::string& hash, std::int64_t now_ms) override;
+    Status revoke_family(const std::string& family, std::int64_t now_ms, const std::string& reason) override;
+    Result<std::int64_t> revoke_families(const std::string& user_id, const std::string& device_id, std::int64_t now_ms,
+                                         const std::string& reason) override;
+    Status purge_expired_tokens(std::int64_t before_ms) override;
+    Status put_device(const DeviceRecord& device) override;
+    Status put_throttle(const ThrottleRecord& record) override;
+    Status delete_throttle(const std::string& key) override;
+
+    // sqlite_audit.cpp
+    Result<std::optional<AuditRecord>> last_audit() override;
+    Result<std::vector<AuditRecord>> audit_after(std::int64_t after, int limit) override;
+    Status insert_audit(const AuditRecord& record) override;
+
+private:
+    Status drop_exit(const std::string& table, const std::string& row_id, const std::string& scope);
+    Result<std::optional<UserRecord>> find_user(const char* where, const std::string& key);
+    Result<std::optional<TokenRecord>> token_where(const char* where, const std::string& key);
+
+    sql::Database& m_db;
+    const schema::Schema& m_schema;
+    const std::unordered_map<std::string, TableSql>& m_tables;
+    sync::Hlc* m_saved_clock;
+};
+
+/// The DDL of the bookkeeping tables and the in-place upgrades of stores from earlier releases.
+Status create_bookkeeping(sql::Database& db);
+
+}  // namespace ubuzima::server
