@@ -105,6 +105,52 @@ int ServerProcess::stop() {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+void ServerProcess::signal(int sig) {
+    if (m_pid > 0) ::kill(m_pid, sig);
+}
+
+ExitResult run_server_to_exit(const std::vector<std::string>& args, int timeout_ms) {
+    int out[2];
+    if (pipe(out) != 0) throw std::runtime_error("pipe failed");
+    pid_t pid = fork();
+    if (pid < 0) throw std::runtime_error("fork failed");
+    if (pid == 0) {
+        dup2(out[1], STDOUT_FILENO);
+        dup2(out[1], STDERR_FILENO);
+        close(out[0]);
+        close(out[1]);
+        std::vector<std::string> all = {UBUZIMA_SERVER_BIN};
+        all.insert(all.end(), args.begin(), args.end());
+        std::vector<char*> argv;
+        for (std::string& a : all) argv.push_back(a.data());
+        argv.push_back(nullptr);
+        execv(UBUZIMA_SERVER_BIN, argv.data());
+        _exit(127);
+    }
+    close(out[1]);
+    ExitResult result;
+    std::thread reader([&] {
+        char buf[512];
+        for (ssize_t n; (n = read(out[0], buf, sizeof buf)) > 0;) result.output.append(buf, static_cast<std::size_t>(n));
+    });
+    int status = 0;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+        if (std::chrono::steady_clock::now() > deadline) {
+            ::kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            reader.join();
+            close(out[0]);
+            return result;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    reader.join();
+    close(out[0]);
+    result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return result;
+}
+
 void ServerProcess::kill_hard() {
     if (m_pid <= 0) return;
     ::kill(m_pid, SIGKILL);
@@ -126,7 +172,7 @@ size_t collect(char* data, size_t size, size_t n, void* user) {
 }  // namespace
 
 HttpResult http_request(const std::string& method, const std::string& url, const std::string& body,
-                        const std::string& bearer, const std::string& extra_header) {
+                        const std::string& bearer, const std::string& extra_header, const std::string& ca_file) {
     HttpResult result;
     CURL* curl = curl_easy_init();
     if (!curl) return result;
@@ -139,6 +185,7 @@ HttpResult http_request(const std::string& method, const std::string& url, const
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
+    if (!ca_file.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, ca_file.c_str());
     if (method != "GET" && method != "HEAD") {
         curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
         curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
@@ -152,18 +199,19 @@ HttpResult http_request(const std::string& method, const std::string& url, const
 }
 
 std::string login_token(const std::string& server_url, const std::string& username, const std::string& password,
-                        const std::string& device_id) {
+                        const std::string& device_id, const std::string& ca_file) {
     nlohmann::json body{{"username", username}, {"password", password}, {"device_id", device_id}};
-    HttpResult r = http_request("POST", server_url + "/v1/auth/login", body.dump());
+    HttpResult r = http_request("POST", server_url + "/v1/auth/login", body.dump(), "", "", ca_file);
     INFO(r.body);
     REQUIRE(r.status == 200);
     return r.json().at("access_token").get<std::string>();
 }
 
 void create_user(const std::string& server_url, const std::string& admin_token, const std::string& username,
-                 const std::string& password, const std::string& role, const std::vector<std::string>& facilities) {
+                 const std::string& password, const std::string& role, const std::vector<std::string>& facilities,
+                 const std::string& ca_file) {
     nlohmann::json body{{"username", username}, {"password", password}, {"role", role}, {"facilities", facilities}};
-    HttpResult r = http_request("POST", server_url + "/v1/admin/users", body.dump(), admin_token);
+    HttpResult r = http_request("POST", server_url + "/v1/admin/users", body.dump(), admin_token, "", ca_file);
     INFO(r.body);
     REQUIRE(r.status == 201);
 }

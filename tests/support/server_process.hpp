@@ -45,6 +45,8 @@ public:
     const std::string& admin_password() const { return m_admin_password; }
     /// Extra command-line flags for the next start() ("--access-ttl", "1", ...).
     void set_extra_args(std::vector<std::string> args) { m_extra_args = std::move(args); }
+    /// Sends a signal to the running server (SIGHUP reloads its TLS certificate).
+    void signal(int sig);
 
 private:
     std::string m_data_dir;
@@ -55,20 +57,31 @@ private:
     std::vector<std::string> m_extra_args;
 };
 
+/// Runs `ubuzima-server args...` to its exit (killed after `timeout_ms`): for starts that must
+/// fail. Returns the exit status (-1 when killed) and everything it printed (stdout + stderr).
+struct ExitResult {
+    int status = -1;
+    std::string output;
+};
+ExitResult run_server_to_exit(const std::vector<std::string>& args, int timeout_ms = 10'000);
+
 /// Minimal HTTP for tests (libcurl): the status and the body of one request.
 struct HttpResult {
     long status = 0;
     std::string body;
     nlohmann::json json() const;
 };
+/// `ca_file`: the authorities to verify an https:// server with (empty: the system's).
 HttpResult http_request(const std::string& method, const std::string& url, const std::string& body = "",
-                        const std::string& bearer = "", const std::string& extra_header = "");
+                        const std::string& bearer = "", const std::string& extra_header = "",
+                        const std::string& ca_file = "");
 
 /// Logs in with username/password (as device `device_id`) and returns the access token (REQUIREs success).
 std::string login_token(const std::string& server_url, const std::string& username, const std::string& password,
-                        const std::string& device_id = "test-harness");
+                        const std::string& device_id = "test-harness", const std::string& ca_file = "");
 /// Creates a user through the admin API (REQUIREs 201).
 void create_user(const std::string& server_url, const std::string& admin_token, const std::string& username,
-                 const std::string& password, const std::string& role, const std::vector<std::string>& facilities);
+                 const std::string& password, const std::string& role, const std::vector<std::string>& facilities,
+                 const std::string& ca_file = "");
 
 }  // namespace ubuzima::test
