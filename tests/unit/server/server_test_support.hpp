@@ -84,6 +84,8 @@ public:
     }
 
     std::int64_t now_ms() const { return m_now->load(); }
+    /// The store's database file (tests open a second connection to play the insider).
+    std::string db_path() const { return (m_dir / "ubuzima.db").string(); }
     void advance_ms(std::int64_t ms) { m_now->fetch_add(ms); }
 
     http::Response raw(const http::Request& request) { return api->handle(request); }
