@@ -109,16 +109,21 @@ void ServerProcess::signal(int sig) {
     if (m_pid > 0) ::kill(m_pid, sig);
 }
 
-ExitResult run_server_to_exit(const std::vector<std::string>& args, int timeout_ms) {
-    int out[2];
-    if (pipe(out) != 0) throw std::runtime_error("pipe failed");
+ExitResult run_server_to_exit(const std::vector<std::string>& args, int timeout_ms,
+                              const std::vector<std::pair<std::string, std::string>>& env, const std::string& input) {
+    int out[2], in[2];
+    if (pipe(out) != 0 || pipe(in) != 0) throw std::runtime_error("pipe failed");
     pid_t pid = fork();
     if (pid < 0) throw std::runtime_error("fork failed");
     if (pid == 0) {
         dup2(out[1], STDOUT_FILENO);
         dup2(out[1], STDERR_FILENO);
+        dup2(in[0], STDIN_FILENO);
         close(out[0]);
         close(out[1]);
+        close(in[0]);
+        close(in[1]);
+        for (const auto& [name, value] : env) setenv(name.c_str(), value.c_str(), 1);
         std::vector<std::string> all = {UBUZIMA_SERVER_BIN};
         all.insert(all.end(), args.begin(), args.end());
         std::vector<char*> argv;
@@ -128,6 +133,12 @@ ExitResult run_server_to_exit(const std::vector<std::string>& args, int timeout_
         _exit(127);
     }
     close(out[1]);
+    close(in[0]);
+    ::signal(SIGPIPE, SIG_IGN);  // a child that exits before reading must not kill the test
+    if (!input.empty() && write(in[1], input.data(), input.size()) < 0) {
+        // the child closed its stdin early: it will say why on its output
+    }
+    close(in[1]);
     ExitResult result;
     std::thread reader([&] {
         char buf[512];

@@ -63,7 +63,10 @@ struct ExitResult {
     int status = -1;
     std::string output;
 };
-ExitResult run_server_to_exit(const std::vector<std::string>& args, int timeout_ms = 10'000);
+/// `env`: NAME=value pairs set for it; `input`: what it reads on standard input.
+ExitResult run_server_to_exit(const std::vector<std::string>& args, int timeout_ms = 10'000,
+                              const std::vector<std::pair<std::string, std::string>>& env = {},
+                              const std::string& input = "");
 
 /// Minimal HTTP for tests (libcurl): the status and the body of one request.
 struct HttpResult {
