@@ -157,6 +157,12 @@ struct SlistDeleter {
 
 }  // namespace
 
+namespace {
+std::string g_ca_file;  // set once at start (set_ca_file), read by every setup call
+}  // namespace
+
+void set_ca_file(const std::string& path) { g_ca_file = path; }
+
 SimpleResponse http_post(const std::string& url, const std::string& body, const std::string& bearer) {
     std::unique_ptr<CURL, CurlDeleter> h(curl_easy_init());
     if (!h) throw std::runtime_error("curl_easy_init failed");
@@ -170,6 +176,7 @@ SimpleResponse http_post(const std::string& url, const std::string& body, const 
     curl_easy_setopt(h.get(), CURLOPT_WRITEDATA, &out.body);
     curl_easy_setopt(h.get(), CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h.get(), CURLOPT_TIMEOUT, 120L);
+    if (!g_ca_file.empty()) curl_easy_setopt(h.get(), CURLOPT_CAINFO, g_ca_file.c_str());
     const CURLcode rc = curl_easy_perform(h.get());
     if (rc != CURLE_OK) throw std::runtime_error("POST " + url + ": " + curl_easy_strerror(rc));
     curl_easy_getinfo(h.get(), CURLINFO_RESPONSE_CODE, &out.status);

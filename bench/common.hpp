@@ -18,8 +18,8 @@ struct Record {
     nlohmann::json fields;
 };
 
-/// Record `index` of a deterministic mix (1 assessment per 50 records, findings, needs, skill
-/// sessions), 0.5–1 KB of JSON each, at `facility`. Text is drawn from a vocabulary so that
+/// Record `index` of a deterministic mix (1 assessment per 50 records, findings, needs, need
+/// status events), 0.5–1 KB of JSON each, at `facility`. Text is drawn from a vocabulary so that
 /// compression sees realistic, not trivially repetitive, content.
 Record make_record(std::int64_t index, const std::string& facility, const std::string& id_prefix);
 
@@ -40,6 +40,9 @@ struct SimpleResponse {
     std::string body;
 };
 SimpleResponse http_post(const std::string& url, const std::string& body, const std::string& bearer = "");
+/// The CA file http_post() verifies https:// servers with (empty: the system's). Call before
+/// any thread starts.
+void set_ca_file(const std::string& path);
 
 /// Admin login + user creation (idempotent: an existing user is fine). Throws std::runtime_error.
 std::string admin_token(const std::string& url, const std::string& admin_password);

@@ -9,8 +9,10 @@ tiny=0
 if [ "${1:-}" = "--tiny" ]; then tiny=1; fi
 if [ "$tiny" = 1 ]; then
     sync_sizes="300"; single_rows=100; batch_rows=2000; load_devices="10"
+    tls_connections=20; tls_requests=100; tls_records=100
 else
     sync_sizes="10000 100000"; single_rows=3000; batch_rows=50000; load_devices="100 200 500"
+    tls_connections=300; tls_requests=2000; tls_records=5000
 fi
 
 build="$root/build-bench"
@@ -23,7 +25,7 @@ if [ ! -f "$build/CMakeCache.txt" ]; then
         -DCMAKE_CXX_FLAGS_RELEASE="-O2 -DNDEBUG" -DCMAKE_C_FLAGS_RELEASE="-O2 -DNDEBUG" \
         -DUBUZIMA_BUILD_BENCH=ON -DUBUZIMA_BUILD_TESTS=OFF -DUBUZIMA_BUILD_EXAMPLES=OFF >/dev/null
 fi
-cmake --build "$build" --parallel 2 --target ubuzima-server bench_local_writes bench_sync_client bench_load
+cmake --build "$build" --parallel 2 --target ubuzima-server bench_local_writes bench_sync_client bench_load bench_tls
 bin="$build/bench"
 server_bin="$build/server/ubuzima-server"
 
@@ -61,7 +63,7 @@ start_server() {
     server_pid=$!
     for _ in $(seq 1 200); do
         if grep -q "listening on" "$work/$name.out" 2>/dev/null; then
-            server_url="$(grep -o 'http://[0-9.:]*' "$work/$name.out" | head -1)"
+            server_url="$(grep -o 'https\?://[0-9.:]*' "$work/$name.out" | head -1)"
             return 0
         fi
         sleep 0.1
@@ -88,7 +90,8 @@ echo "== local writes"
 for n in $sync_sizes; do
     echo "== initial sync, N=$n (ours)"
     "$bin/bench_sync_client" gen --n "$n" --out "$work/records-$n.jsonl" | record "\"n\":$n"
-    UBUZIMA_ADMIN_PASSWORD="$admin_pw" start_server "server-$n" "$server_bin" --data "$work/server-$n" --listen 127.0.0.1:0
+    UBUZIMA_ADMIN_PASSWORD="$admin_pw" start_server "server-$n" "$server_bin" --data "$work/server-$n" --listen 127.0.0.1:0 \
+        --rate-per-device 0
     "$bin/bench_sync_client" setup --url "$server_url" --admin-password "$admin_pw" --password "$user_pw"
     "$bin/bench_sync_client" push --url "$server_url" --user bench-alice --password "$user_pw" \
         --records "$work/records-$n.jsonl" --db "$work/device-a-$n.db" | record "\"n\":$n"
@@ -112,11 +115,29 @@ for n in $sync_sizes; do
     fi
 done
 
+echo "== TLS: new connections, keep-alive requests and sync throughput, https vs http"
+# A throw-away certificate for 127.0.0.1 (its own trust anchor), as an operator would install one.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=127.0.0.1" \
+    -addext "subjectAltName=IP:127.0.0.1" -keyout "$work/tls.key" -out "$work/tls.crt" 2>/dev/null
+chmod 600 "$work/tls.key"
+for variant in plain:cpprest tls:cpprest tls:beast; do
+    scheme="${variant%%:*}"; listener="${variant##*:}"
+    tls_args=(); ca_args=()
+    if [ "$scheme" = tls ]; then tls_args=(--tls-cert "$work/tls.crt" --tls-key "$work/tls.key"); ca_args=(--ca-file "$work/tls.crt"); fi
+    UBUZIMA_ADMIN_PASSWORD="$admin_pw" start_server "tls-$scheme-$listener" "$server_bin" --data "$work/tls-$scheme-$listener" \
+        --listen 127.0.0.1:0 --listener "$listener" --pbkdf2-iterations 1000 --rate-per-device 0 "${tls_args[@]}"
+    "$bin/bench_tls" --url "$server_url" "${ca_args[@]}" --admin-password "$admin_pw" --label "$scheme-$listener" \
+        --dir "$work/tls-devices" --connections "$tls_connections" --requests "$tls_requests" --records "$tls_records" \
+        | record "\"tiny\":$tiny"
+    stop_server
+    rm -rf "$work/tls-$scheme-$listener" "$work/tls-devices"
+done
+
 for devices in $load_devices; do
     echo "== load: $devices concurrent devices"
     # Login cost is not what is measured: a cheap KDF keeps creating hundreds of users quick.
     UBUZIMA_ADMIN_PASSWORD="$admin_pw" start_server "load-$devices" "$server_bin" --data "$work/load-$devices" \
-        --listen 127.0.0.1:0 --pbkdf2-iterations 1000
+        --listen 127.0.0.1:0 --pbkdf2-iterations 1000 --rate-per-device 0
     "$bin/bench_load" --url "$server_url" --admin-password "$admin_pw" --devices "$devices" --records 20 \
         --run "$devices" | record "\"tiny\":$tiny"
     server_rss "\"devices\":$devices,\"system\":\"ours\",\"direction\":\"load\""

@@ -4,7 +4,8 @@
 #
 # usage: scripts/tsan.sh
 # Runs the client unit tests (among them tests/unit/client/threads_test.cpp: one Database used
-# from four threads at once), the server's in-process concurrency tests and the integration tests
+# from four threads at once), the server's in-process concurrency tests, the Beast listener's
+# tests (its I/O thread, handler pool and streamed bodies) and the integration tests
 # (real TSan-built ubuzima-server processes on 127.0.0.1). Every process, the spawned servers
 # included, writes its reports to build-tsan/tsan-report.<pid>; one such file fails the run.
 set -euo pipefail
@@ -35,6 +36,7 @@ run() {
 }
 run client "$build/tests/ubuzima_client_tests"
 run server-concurrency "$build/tests/ubuzima_server_tests" "[concurrency]"
+run beast-listener "$build/tests/ubuzima_server_tests" "[beast]"
 run integration "$build/tests/ubuzima_integration_tests"
 
 reports=("$build"/tsan-report.*)

@@ -344,18 +344,8 @@ Result<AuthUser> AuthService::authenticate(const std::string& authorization) con
         if (!token.ok()) return token.status();
         if (!*token || (*token)->kind != TokenRecord::Kind::Access) return {};
         const TokenRecord& t = **token;
-        auto family = tx.find_family(t.family);
-        if (!family.ok()) return family.status();
-        if (t.revoked_at_ms || !*family || (*family)->revoked_at_ms) {
-            caller = revoked("this login was revoked (log in again)");
-            return {};
-        }
-        if (t.expires_at_ms <= now) {
-            caller = Status(ErrorCode::TokenExpired, "access token expired");
-            return {};
-        }
         // A revoked device or disabled user loses access at its next request, whatever its
-        // tokens say.
+        // tokens say; told first, as the reason the app shows.
         auto device = tx.find_device(t.device_id);
         if (!device.ok()) return device.status();
         if (*device && (*device)->revoked_at_ms) {
@@ -366,6 +356,16 @@ Result<AuthUser> AuthService::authenticate(const std::string& authorization) con
         if (!user.ok()) return user.status();
         if (!*user || (*user)->disabled) {
             caller = revoked("this account is disabled");
+            return {};
+        }
+        auto family = tx.find_family(t.family);
+        if (!family.ok()) return family.status();
+        if (t.revoked_at_ms || !*family || (*family)->revoked_at_ms) {
+            caller = revoked("this login was revoked (log in again)");
+            return {};
+        }
+        if (t.expires_at_ms <= now) {
+            caller = Status(ErrorCode::TokenExpired, "access token expired");
             return {};
         }
         caller = to_auth_user(**user, t.device_id, t.family);

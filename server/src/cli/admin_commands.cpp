@@ -139,10 +139,19 @@ int device_command(const std::string& verb, const Parsed& p, UserAdmin& users) {
     if (verb == "list") {
         auto devices = users.list_devices();
         if (!devices.ok()) return fail(devices.status());
-        std::printf("%-18s %-38s %-21s %-21s %s\n", "DEVICE", "USER", "LAST SEEN", "LAST SYNC", "STATE");
-        for (const DeviceRecord& d : *devices)
-            std::printf("%-18s %-38s %-21s %-21s %s\n", d.id.c_str(), d.user_id.c_str(), when(d.last_seen_ms).c_str(),
-                        when(d.last_sync_ms).c_str(), d.revoked_at_ms ? "revoked" : "active");
+        auto all_users = users.list_users();
+        if (!all_users.ok()) return fail(all_users.status());
+        std::map<std::string, std::string> names;
+        for (const UserRecord& u : *all_users) names[u.id] = u.username;
+        std::printf("%-18s %-24s %-21s %-21s %-9s %s\n", "DEVICE", "USER", "LAST SEEN", "LAST SYNC", "STATE",
+                    "PENDING/REJECTED");
+        for (const DeviceRecord& d : *devices) {
+            const std::string reported = d.reported_pending < 0 ? "-" : std::to_string(d.reported_pending) + "/" +
+                                                                             std::to_string(d.reported_rejected);
+            std::printf("%-18s %-24s %-21s %-21s %-9s %s\n", d.id.c_str(),
+                        names.count(d.user_id) ? names[d.user_id].c_str() : d.user_id.c_str(), when(d.last_seen_ms).c_str(),
+                        when(d.last_sync_ms).c_str(), d.revoked_at_ms ? "revoked" : "active", reported.c_str());
+        }
         return 0;
     }
     if (verb == "revoke") {

@@ -50,6 +50,11 @@ Status SyncService::apply_seeds() {
     });
 }
 
+void SyncService::remember_touch(const AuthUser& user, const sync::SyncRequest& request) {
+    std::lock_guard<std::mutex> lock(m_touch_mutex);
+    m_touched[user.device_id] = DeviceTouch{m_options.wall(), request.pending, request.rejected};
+}
+
 bool SyncService::device_touch_due(const AuthUser& user, const sync::SyncRequest& request) {
     // Remembered per process: the record is for operators, so a second process writing it once
     // more costs nothing that matters.
@@ -118,6 +123,7 @@ Result<sync::SyncResponse> SyncService::sync(const AuthUser& user, const sync::S
                 UBUZIMA_TRY(append_audit(tx, e, m_options.wall()));
             }
             UBUZIMA_TRY(touch_device(tx, user, request, rejected));
+            remember_touch(user, request);
             return tx.save_clock(m_clock.last());
         });
         if (!pushed_ok.ok()) return pushed_ok;

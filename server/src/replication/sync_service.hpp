@@ -91,6 +91,7 @@ private:
     /// Keeps the device's record current: last sync, what it reports of itself, rejections.
     Status touch_device(WriteTxn& tx, const AuthUser& user, const sync::SyncRequest& request, std::int64_t rejected);
     bool device_touch_due(const AuthUser& user, const sync::SyncRequest& request);
+    void remember_touch(const AuthUser& user, const sync::SyncRequest& request);
 
     ServerStore& m_store;
     const ServerOptions& m_options;
