@@ -9,10 +9,10 @@ tiny=0
 if [ "${1:-}" = "--tiny" ]; then tiny=1; fi
 if [ "$tiny" = 1 ]; then
     sync_sizes="300"; single_rows=100; batch_rows=2000; load_devices="10"
-    tls_connections=20; tls_requests=100; tls_records=100
+    tls_connections=20; tls_requests=100; tls_records=100; login_samples=3
 else
     sync_sizes="10000 100000"; single_rows=3000; batch_rows=50000; load_devices="100 200 500"
-    tls_connections=300; tls_requests=2000; tls_records=5000
+    tls_connections=300; tls_requests=2000; tls_records=5000; login_samples=25
 fi
 
 build="$root/build-bench"
@@ -25,7 +25,7 @@ if [ ! -f "$build/CMakeCache.txt" ]; then
         -DCMAKE_CXX_FLAGS_RELEASE="-O2 -DNDEBUG" -DCMAKE_C_FLAGS_RELEASE="-O2 -DNDEBUG" \
         -DUBUZIMA_BUILD_BENCH=ON -DUBUZIMA_BUILD_TESTS=OFF -DUBUZIMA_BUILD_EXAMPLES=OFF >/dev/null
 fi
-cmake --build "$build" --parallel 2 --target ubuzima-server bench_local_writes bench_sync_client bench_load bench_tls
+cmake --build "$build" --parallel 2 --target ubuzima-server bench_local_writes bench_sync_client bench_load bench_tls bench_login
 bin="$build/bench"
 server_bin="$build/server/ubuzima-server"
 
@@ -114,6 +114,13 @@ for n in $sync_sizes; do
         rm -rf "$work/pouch-server-$n"
     fi
 done
+
+echo "== login timing at the production PBKDF2 cost (600,000 iterations)"
+UBUZIMA_ADMIN_PASSWORD="$admin_pw" start_server "login" "$server_bin" --data "$work/login" --listen 127.0.0.1:0 \
+    --rate-per-device 0
+"$bin/bench_login" --url "$server_url" --admin-password "$admin_pw" --samples "$login_samples" | record "\"tiny\":$tiny"
+stop_server
+rm -rf "$work/login"
 
 echo "== TLS: new connections, keep-alive requests and sync throughput, https vs http"
 # A throw-away certificate for 127.0.0.1 (its own trust anchor), as an operator would install one.

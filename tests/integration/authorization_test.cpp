@@ -178,7 +178,8 @@ TEST_CASE_METHOD(ServerFixture, "1,000 cross-facility reads and writes are all r
                 CHECK(r.status == 400);  // a malformed forged cursor
                 continue;
             }
-            for (const json& c : r.json()["changes"]) {
+            const json page = r.json();  // a named copy: the loop must not range over a temporary
+            for (const json& c : page["changes"]) {
                 INFO(c.dump());
                 CHECK(victim_ids.count(c["id"].get<std::string>()) == 0);
                 const schema::TableDef* t = schema.table(c["t"].get<std::string>());
@@ -247,7 +248,8 @@ TEST_CASE_METHOD(ServerFixture, "1,000 cross-facility reads and writes are all r
         CHECK(why["current"].is_null());  // nothing of theirs comes back either
         CHECK(why["message"].get<std::string>().find(kVictimFacility) == std::string::npos);
         ++outcomes[why["code"].get<std::string>()];
-        for (const json& c : r.json()["changes"]) CHECK(victim_ids.count(c["id"].get<std::string>()) == 0);
+        const json answer = r.json();
+        for (const json& c : answer["changes"]) CHECK(victim_ids.count(c["id"].get<std::string>()) == 0);
     }
     CHECK(writes + pulls == 1000);
     std::string summary;
