@@ -99,10 +99,13 @@ void run_device(const std::string& url, Device& d, int records, StartGate& gate,
     sync::PushBatch batch{sync::new_uuid_v7(), {}};
     const std::int64_t now = sync::system_wall_ms();
     for (int k = 0; k < records; ++k) {
-        bench::Record r = bench::make_record(k, kFacilities[d.index % 10], "ld" + std::to_string(d.index));
+        // Ids unique per device run, and references between the records (a finding's assessment)
+        // built from the same prefix, so they resolve.
+        bench::Record r = bench::make_record(k, kFacilities[d.index % 10],
+                                             "ld" + std::to_string(d.index) + "-" + sync::to_hex16(d.node));
         sync::Change ch;
         ch.table = r.table;
-        ch.row_id = r.id + "-" + sync::to_hex16(d.node);
+        ch.row_id = r.id;
         ch.version = sync::Version{sync::make_hlc(now, static_cast<std::uint32_t>(k)), d.node};
         for (auto& [name, value] : r.fields.items()) ch.fields[name] = value;
         batch.changes.push_back(std::move(ch));

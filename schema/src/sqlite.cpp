@@ -256,6 +256,23 @@ Result<std::set<std::string>> existing_columns(Database& db, const std::string& 
     return cols;
 }
 
+Result<std::optional<std::string>> Database::query_text(const std::string& sql,
+                                                       std::initializer_list<std::string_view> params) {
+    auto stmt = cached(sql);
+    if (!stmt.ok()) return stmt.status();
+    int i = 1;
+    for (std::string_view p : params) (*stmt)->bind(i++, p);
+    auto row = (*stmt)->step();
+    if (!row.ok()) {
+        (*stmt)->reset();
+        return row.status();
+    }
+    std::optional<std::string> out;
+    if (*row && !(*stmt)->is_null(0)) out = (*stmt)->column_text(0);
+    (*stmt)->reset();
+    return out;
+}
+
 Status ensure_tables(Database& db, const schema::Schema& schema, const std::vector<std::string>& extra_columns) {
     for (const schema::TableDef& t : schema.tables()) {
         UBUZIMA_TRY(db.exec(schema::create_table_sql(t, extra_columns)));

@@ -1,5 +1,8 @@
 // Ubuzima Sync — MIT licence.
 // Integration: paging, long offline periods, server restarts and crashes, replays, wrong clocks.
+#include <chrono>
+#include <thread>
+
 #include "integration/fixture.hpp"
 
 #include "ubuzima/sync/protocol.hpp"
@@ -219,4 +222,35 @@ TEST_CASE_METHOD(ServerFixture, "Devices with clocks at 1970 and 2040 still sync
     must_sync(f);
     CHECK(f.get("need", *need).value()->at("priority") == "low");
     CHECK(facility_state(f, "fac-gisenyi") == facility_state(p, "fac-gisenyi"));
+}
+
+TEST_CASE("Over its rate the device is told to wait, waits as told, and the sync completes", "[integration][rate]") {
+    TempDir dir;
+    ServerProcess server(dir.file("server"));
+    server.set_extra_args({"--rate-per-device", "5"});  // 5 requests/s, bursts of 30
+    server.start();
+    const std::string admin = login_token(server.url(), "admin", server.admin_password());
+    create_user(server.url(), admin, "fiona", kPassword, "focal_point", {"fac-gisenyi"});
+    DatabaseOptions o;
+    o.path = dir.file("fiona.db");
+    o.durability = Durability::Normal;
+    o.sync.batch_size = 10;  // 40 round trips for 400 rows: past the burst
+    std::vector<std::int64_t> waits;
+    o.sync.retry.max_attempts = 10;
+    o.sync.retry.jitter = 0;
+    o.sync.retry.sleep = [&waits](std::int64_t ms) {
+        waits.push_back(ms);
+        std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    };
+    auto db = Database::open(o);
+    REQUIRE(db.ok());
+    REQUIRE(db->login(server.url(), "fiona", kPassword).ok());
+    for (int i = 0; i < 400; ++i) REQUIRE(db->insert("service_tally", tally(i)).ok());
+    auto report = db->sync();
+    INFO((report.ok() ? std::string() : report.status().to_string()));
+    REQUIRE(report.ok());
+    CHECK(report->pushed == 400);
+    REQUIRE_FALSE(waits.empty());
+    for (std::int64_t w : waits) CHECK(w >= 1000);  // Retry-After: 1, at least
+    CHECK(server.stop() == 0);
 }

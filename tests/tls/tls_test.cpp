@@ -23,6 +23,12 @@ namespace {
 constexpr const char* kPassword = "tls-field-work-1";
 const std::string kHealth = "GET /v1/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
 
+/// Starts the real server over HTTPS with `files` and the given listener.
+void start_https(ServerProcess& server, const PemFiles& files, const std::string& listener = "cpprest") {
+    server.set_extra_args({"--tls-cert", files.cert, "--tls-key", files.key, "--listener", listener});
+    server.start();
+}
+
 /// A device database trusting `trust` (CA file, PEM or pins).
 Database device(TempDir& dir, const std::string& name, const TransportOptions& trust) {
     DatabaseOptions o;
@@ -115,8 +121,7 @@ TEST_CASE("A good chain works; the client verifies it against a CA file or PEM t
     TestPki pki(dir.file("pki"));
     ServerProcess server(dir.file("server"));
     const PemFiles files = pki.server("server");
-    server.set_extra_args({"--tls-cert", files.cert, "--tls-key", files.key, "--listener", listener});
-    server.start();
+    start_https(server, files, listener);
     REQUIRE(server.url().rfind("https://127.0.0.1:", 0) == 0);
     add_alice(server.url(), pki.root_ca_file());
 
@@ -152,8 +157,7 @@ TEST_CASE("Expired, wrong-host and self-signed certificates are refused by the c
     SECTION("wrong host and self-signed, served by the real server") {
         for (const PemFiles& files : {pki.wrong_host_server("wrong-host"), pki.self_signed_server("self-signed")}) {
             ServerProcess server(dir.file("server-" + std::filesystem::path(files.cert).stem().string()));
-            server.set_extra_args({"--tls-cert", files.cert, "--tls-key", files.key});
-            server.start();
+            start_https(server, files);
             Database db = device(dir, std::filesystem::path(files.cert).stem().string(), trust);
             const Status s = db.login(server.url(), "admin", "admin-secret-1");
             INFO(files.cert << ": " << s.to_string());
@@ -191,8 +195,7 @@ TEST_CASE("A wrong public-key pin is refused before any request is sent; a backu
         CHECK(peer.requests_answered() == 0);
     }
     ServerProcess server(dir.file("server"));
-    server.set_extra_args({"--tls-cert", files.cert, "--tls-key", files.key});
-    server.start();
+    start_https(server, files);
     TransportOptions pinned = trusting_file(pki);
     pinned.pinned_public_keys = TestPki::random_pin() + ";" + TestPki::pin_of(files.cert);  // backup first
     Database db = device(dir, "pinned", pinned);
@@ -206,8 +209,7 @@ TEST_CASE("The server refuses TLS 1.1 and serves TLS 1.2 and 1.3", "[tls]") {
     TestPki pki(dir.file("pki"));
     const PemFiles files = pki.server("server");
     ServerProcess server(dir.file("server"));
-    server.set_extra_args({"--tls-cert", files.cert, "--tls-key", files.key, "--listener", listener});
-    server.start();
+    start_https(server, files, listener);
 
     TlsProbeOptions tls11;
     tls11.min_version = TLS1_1_VERSION;
@@ -247,8 +249,7 @@ TEST_CASE("TLS sessions resume on a new connection", "[tls][resumption]") {
     TestPki pki(dir.file("pki"));
     const PemFiles files = pki.server("server");
     ServerProcess server(dir.file("server"));
-    server.set_extra_args({"--tls-cert", files.cert, "--tls-key", files.key, "--listener", listener});
-    server.start();
+    start_https(server, files, listener);
     TlsProbeOptions o;
     o.min_version = version;
     o.max_version = version;
@@ -279,8 +280,7 @@ TEST_CASE("SIGHUP reloads the certificate; a broken replacement keeps the old on
     write_file(key, read_file(a.key));
     std::filesystem::permissions(key, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
     ServerProcess server(dir.file("server"));
-    server.set_extra_args({"--tls-cert", cert, "--tls-key", key, "--listener", listener});
-    server.start();
+    start_https(server, PemFiles{cert, key}, listener);
     auto logs_in_with_pin = [&](const std::string& pin, const std::string& name) {
         TransportOptions t = trusting_file(pki);
         t.pinned_public_keys = pin;
@@ -313,8 +313,7 @@ TEST_CASE("The C API takes ca_pem and pins through ubuzima_db_configure_sync", "
     TestPki pki(dir.file("pki"));
     const PemFiles files = pki.server("server");
     ServerProcess server(dir.file("server"));
-    server.set_extra_args({"--tls-cert", files.cert, "--tls-key", files.key});
-    server.start();
+    start_https(server, files);
     ubuzima_db* db = nullptr;
     ubuzima_error err{};
     REQUIRE(ubuzima_db_open(dir.file("c.db").c_str(), &db, &err) == UBUZIMA_OK);

@@ -54,15 +54,7 @@ Status upgrade_outbox_batch_index(sql::Database& db) {
 }
 
 Result<std::optional<std::string>> read_meta(sql::Database& db, std::string_view key) {
-    auto stmt = db.cached("SELECT value FROM _meta WHERE key = ?");
-    if (!stmt.ok()) return stmt.status();
-    (*stmt)->bind(1, key);
-    auto row = (*stmt)->step();
-    if (!row.ok()) return row.status();
-    std::optional<std::string> out;
-    if (*row && !(*stmt)->is_null(0)) out = (*stmt)->column_text(0);
-    (*stmt)->reset();
-    return out;
+    return db.query_text("SELECT value FROM _meta WHERE key = ?", {key});
 }
 
 Status write_meta(sql::Database& db, std::string_view key, std::string_view value) {

@@ -10,14 +10,7 @@ namespace ubuzima::detail {
 namespace {
 
 Result<std::optional<std::string>> pending_batch_id(sql::Database& db) {
-    auto stmt = db.cached("SELECT batch_id FROM _outbox WHERE batch_id IS NOT NULL ORDER BY seq LIMIT 1");
-    if (!stmt.ok()) return stmt.status();
-    auto has = (*stmt)->step();
-    if (!has.ok()) return has.status();
-    std::optional<std::string> id;
-    if (*has) id = (*stmt)->column_text(0);
-    (*stmt)->reset();
-    return id;
+    return db.query_text("SELECT batch_id FROM _outbox WHERE batch_id IS NOT NULL ORDER BY seq LIMIT 1");
 }
 
 Result<OutgoingBatch> load_batch(Store& store, const std::string& batch_id) {

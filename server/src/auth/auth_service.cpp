@@ -16,7 +16,9 @@ namespace ubuzima::server {
 namespace {
 
 constexpr int kTokenBytes = 32;
-constexpr int kSlotWaitMs = 5000;
+// A login waits this long for a password slot, then gets 503: waiting longer would hold a
+// listener thread that syncs need.
+constexpr int kSlotWaitMs = 250;
 
 Status revoked(std::string why) { return Status(ErrorCode::Revoked, std::move(why)); }
 
@@ -116,7 +118,8 @@ Result<std::int64_t> AuthService::throttled_for_ms(const std::string& username, 
     return wait;
 }
 
-Status AuthService::record_failure(WriteTxn& tx, const std::string& key, int free_failures, std::int64_t now) {
+Result<std::int64_t> AuthService::record_failure(WriteTxn& tx, const std::string& key, int free_failures,
+                                                std::int64_t now) {
     auto rec = tx.find_throttle(key);
     if (!rec.ok()) return rec.status();
     ThrottleRecord r = rec->value_or(ThrottleRecord{key, 0, 0, 0});
@@ -129,7 +132,8 @@ Status AuthService::record_failure(WriteTxn& tx, const std::string& key, int fre
         for (std::int64_t i = 0; i < doublings && delay < m_options.throttle.max_delay_ms; ++i) delay *= 2;
         r.blocked_until_ms = now + std::min(delay, m_options.throttle.max_delay_ms);
     }
-    return tx.put_throttle(r);
+    UBUZIMA_TRY(tx.put_throttle(r));
+    return std::max<std::int64_t>(0, r.blocked_until_ms - now);
 }
 
 Result<TokenGrant> AuthService::issue(WriteTxn& tx, const UserRecord& user, const std::string& device_id,
@@ -167,16 +171,9 @@ Result<TokenGrant> AuthService::login(const std::string& raw_username, const std
     auto wait = throttled_for_ms(username, address);
     if (!wait.ok()) return wait.status();
     if (*wait > 0) {
+        // Not audited one by one (an attacker would turn each into a write); the failure that
+        // started the wait was, with its length.
         if (hint) hint->retry_after_s = ceil_seconds(*wait);
-        // Audited without the attempted username when it names nobody (it may be a password
-        // typed in the wrong field).
-        UBUZIMA_TRY(m_store.write([&](WriteTxn& tx) -> Status {
-            auto user = tx.find_user_by_name(username);
-            if (!user.ok()) return user.status();
-            AuditEvent e{"login_throttled", *user ? (*user)->id : "", device_id, "", {{"retry_after_s", ceil_seconds(*wait)}},
-                         address};
-            return append_audit(tx, e, now);
-        }));
         return Status(ErrorCode::RateLimited, "too many failed logins; try again in " +
                                                   std::to_string(ceil_seconds(*wait)) + " s");
     }
@@ -211,11 +208,21 @@ Result<TokenGrant> AuthService::login(const std::string& raw_username, const std
     Result<TokenGrant> grant = Status(ErrorCode::InvalidCredentials, "unknown user or wrong password");
     UBUZIMA_TRY(m_store.write([&](WriteTxn& tx) -> Status {
         if (!good) {
-            UBUZIMA_TRY(record_failure(tx, user_key(username), m_options.throttle.free_failures_per_user, now));
-            if (counts_address(address))
-                UBUZIMA_TRY(record_failure(tx, address_key(address), m_options.throttle.free_failures_per_address, now));
-            AuditEvent e{"login_failed", user ? user->id : "", device_id, "",
-                         {{"reason", user ? "wrong_password" : "unknown_user"}}, address};
+            auto user_wait = record_failure(tx, user_key(username), m_options.throttle.free_failures_per_user, now);
+            if (!user_wait.ok()) return user_wait.status();
+            std::int64_t wait_ms = *user_wait;
+            if (counts_address(address)) {
+                auto address_wait =
+                    record_failure(tx, address_key(address), m_options.throttle.free_failures_per_address, now);
+                if (!address_wait.ok()) return address_wait.status();
+                wait_ms = std::max(wait_ms, *address_wait);
+            }
+            AuditEvent e{"login_failed",
+                         user ? user->id : "",
+                         device_id,
+                         "",
+                         {{"reason", user ? "wrong_password" : "unknown_user"}, {"blocked_for_s", ceil_seconds(wait_ms)}},
+                         address};
             return append_audit(tx, e, now);
         }
         auto device = tx.find_device(device_id);

@@ -82,7 +82,8 @@ private:
     Result<TokenGrant> issue(WriteTxn& tx, const UserRecord& user, const std::string& device_id,
                              const std::string& family, const std::string& parent, std::int64_t family_expires_ms);
     Result<std::int64_t> throttled_for_ms(const std::string& username, const std::string& address);
-    Status record_failure(WriteTxn& tx, const std::string& key, int free_failures, std::int64_t now);
+    /// Counts a failed login for `key`; returns how long the key is now blocked (ms, 0 = not).
+    Result<std::int64_t> record_failure(WriteTxn& tx, const std::string& key, int free_failures, std::int64_t now);
 
     ServerStore& m_store;
     const ServerOptions& m_options;

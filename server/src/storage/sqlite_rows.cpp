@@ -199,15 +199,7 @@ Status SqliteTxn::write_row(const schema::TableDef& table, const StoredRow& row)
 }
 
 Result<std::optional<std::string>> SqliteTxn::find_batch(const std::string& user_id, const std::string& batch_id) {
-    auto st = m_db.cached("SELECT result_json FROM srv_batches WHERE user_id = ? AND batch_id = ?");
-    if (!st.ok()) return st.status();
-    (*st)->bind(1, user_id).bind(2, batch_id);
-    auto row = (*st)->step();
-    if (!row.ok()) return row.status();
-    std::optional<std::string> out;
-    if (*row) out = (*st)->column_text(0);
-    (*st)->reset();
-    return out;
+    return m_db.query_text("SELECT result_json FROM srv_batches WHERE user_id = ? AND batch_id = ?", {user_id, batch_id});
 }
 
 Status SqliteTxn::save_batch(const std::string& user_id, const std::string& batch_id, const std::string& result_json) {

@@ -59,15 +59,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS srv_feed_exit ON srv_feed (tbl, row_id, scope)
 )SQL";
 
 Result<std::optional<std::string>> meta_get(sql::Database& db, const std::string& key) {
-    auto st = db.cached("SELECT value FROM srv_meta WHERE key = ?");
-    if (!st.ok()) return st.status();
-    (*st)->bind(1, key);
-    auto row = (*st)->step();
-    if (!row.ok()) return row.status();
-    std::optional<std::string> out;
-    if (*row) out = (*st)->column_text(0);
-    (*st)->reset();
-    return out;
+    return db.query_text("SELECT value FROM srv_meta WHERE key = ?", {key});
 }
 
 Status meta_put(sql::Database& db, const std::string& key, const std::string& value) {

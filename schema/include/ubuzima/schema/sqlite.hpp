@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <set>
@@ -123,6 +124,10 @@ public:
     Result<Statement> prepare(std::string_view sql);
     /// A statement prepared once per connection and reused (reset before it is returned).
     Result<Statement*> cached(const std::string& sql);
+
+    /// The first column of the first row of a (cached) query with text parameters, or nullopt
+    /// when it returns no row or NULL: the "read one optional value" both stores need often.
+    Result<std::optional<std::string>> query_text(const std::string& sql, std::initializer_list<std::string_view> params = {});
 
     std::int64_t last_insert_rowid() const;
     int changes() const;
