@@ -14,6 +14,9 @@ using nlohmann::json;
 using namespace ubuzima;
 using namespace ubuzima::test;
 
+// How far a gzipped request's size moves between otherwise equal requests (measured: up to 4 bytes).
+constexpr std::size_t kGzipSlack = 16;
+
 TEST_CASE("A push cut at every byte of its request and of its response lands exactly once", "[faults][cut]") {
     Net net;
     Database dev = net.device("pusher.db", "alice");
@@ -49,7 +52,11 @@ TEST_CASE("A push cut at every byte of its request and of its response lands exa
             auto r = dev.sync();
             INFO(tag << ": " << (r.ok() ? "ok" : r.status().to_string()));
             REQUIRE(r.ok());  // the cut attempt failed, the retry through a clean connection did not
-            CHECK(r->retries == 1);
+            // The push body is gzipped (over 1 KB), so each request's size moves by a few bytes
+            // with its titles and ids: a cut in the last bytes of the measured size may fall past
+            // the end of a shorter request, which then went through whole. Elsewhere it must fail.
+            if (dir == 0 && k + kGzipSlack >= size) CHECK(r->retries <= 1);
+            else CHECK(r->retries == 1);
             CHECK(r->pushed == 3);
             REQUIRE(*dev.pending_changes() == 0);
             failed_attempts += static_cast<int>(r->retries);
