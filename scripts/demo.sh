@@ -56,7 +56,7 @@ echo "plain http:// on the same port gets no answer: it speaks TLS only"
 
 step "The admin creates an assessor and a focal point for Gisenyi District Hospital, and a coordinator"
 admin_token=$(api "$url/v1/auth/login" -H 'Content-Type: application/json' \
-    -d '{"username":"admin","password":"demo-admin-2026","device_id":"demo-console"}' |
+    -d '{"username":"admin","password":"demo-admin-2026","device_id":"demo-admin-console"}' |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
 for u in alice:assessor bob:focal_point coord:coordinator; do
     name=${u%%:*}; role=${u##*:}
@@ -129,7 +129,7 @@ echo "--- Alice's journal (her write that lost the concurrent edit)"
 
 step "The coordinator sees the conflict kept on the server for review"
 coord_token=$(api "$url/v1/auth/login" -H 'Content-Type: application/json' \
-    -d '{"username":"coord","password":"gisenyi-coord-2026","device_id":"demo-console"}' |
+    -d '{"username":"coord","password":"gisenyi-coord-2026","device_id":"demo-coord-console"}' |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
 api "$url/v1/conflicts?status=open" -H "Authorization: Bearer $coord_token" | python3 -m json.tool
 

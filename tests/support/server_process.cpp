@@ -211,7 +211,9 @@ HttpResult http_request(const std::string& method, const std::string& url, const
 
 std::string login_token(const std::string& server_url, const std::string& username, const std::string& password,
                         const std::string& device_id, const std::string& ca_file) {
-    nlohmann::json body{{"username", username}, {"password", password}, {"device_id", device_id}};
+    nlohmann::json body{{"username", username},
+                        {"password", password},
+                        {"device_id", device_id.empty() ? "harness-" + username : device_id}};
     HttpResult r = http_request("POST", server_url + "/v1/auth/login", body.dump(), "", "", ca_file);
     INFO(r.body);
     REQUIRE(r.status == 200);

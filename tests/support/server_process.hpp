@@ -79,9 +79,10 @@ HttpResult http_request(const std::string& method, const std::string& url, const
                         const std::string& bearer = "", const std::string& extra_header = "",
                         const std::string& ca_file = "");
 
-/// Logs in with username/password (as device `device_id`) and returns the access token (REQUIREs success).
+/// Logs in with username/password (as device `device_id`, by default "harness-<username>": a
+/// device id stays with the account that first used it) and returns the access token (REQUIREs success).
 std::string login_token(const std::string& server_url, const std::string& username, const std::string& password,
-                        const std::string& device_id = "test-harness", const std::string& ca_file = "");
+                        const std::string& device_id = "", const std::string& ca_file = "");
 /// Creates a user through the admin API (REQUIREs 201).
 void create_user(const std::string& server_url, const std::string& admin_token, const std::string& username,
                  const std::string& password, const std::string& role, const std::vector<std::string>& facilities,

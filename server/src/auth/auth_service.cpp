@@ -234,6 +234,19 @@ Result<TokenGrant> AuthService::login(const std::string& raw_username, const std
             grant = revoked(user->disabled ? "this account is disabled" : "this device was revoked by an administrator");
             return {};
         }
+        if (*device && !(*device)->user_id.empty() && (*device)->user_id != user->id) {
+            // A device id is one replica's identity: its versions ("hlc@device") rank writes and
+            // mark pushes already merged. Another account taking it over could shadow the first
+            // one's writes, so an id stays with the account that first logged in with it (the app
+            // starts a new replica, with a new id, when another user logs in on the tablet).
+            AuditEvent e{"login_refused", user->id, device_id, "",
+                         {{"reason", "device_of_another_user"}, {"device_user", (*device)->user_id}}, address};
+            UBUZIMA_TRY(append_audit(tx, e, now));
+            grant = Status(ErrorCode::WrongNode, "device id " + device_id +
+                                                     " belongs to another account: reset the app's data on this "
+                                                     "device (it then takes a new id) and log in again");
+            return {};
+        }
         UBUZIMA_TRY(tx.delete_throttle(user_key(username)));
         if (!rehashed.empty()) {
             UserRecord upgraded = *user;

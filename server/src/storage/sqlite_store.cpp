@@ -73,10 +73,12 @@ Status meta_put(sql::Database& db, const std::string& key, const std::string& va
 
 Status create_bookkeeping(sql::Database& db) {
     // Tokens before this release had no family: they cannot take part in reuse detection, so
-    // they go (every device logs in once more after the upgrade; nothing else is lost).
+    // they go (every device logs in once more after the upgrade; nothing else is lost). What
+    // they knew of which account uses which device id stays, in srv_devices (see below).
     auto token_cols = sql::existing_columns(db, "srv_tokens");
     if (!token_cols.ok()) return token_cols.status();
-    if (!token_cols->empty() && !token_cols->count("family")) UBUZIMA_TRY(db.exec("DROP TABLE srv_tokens"));
+    const bool tokens_before_families = !token_cols->empty() && !token_cols->count("family");
+    if (tokens_before_families) UBUZIMA_TRY(db.exec("ALTER TABLE srv_tokens RENAME TO srv_tokens_before_families"));
     // Columns added since the first release, before the statements that index them.
     for (const auto& [table, columns] : std::vector<std::pair<std::string, std::vector<std::string>>>{
              {"srv_feed", {"gone INTEGER NOT NULL DEFAULT 0"}},
@@ -87,6 +89,16 @@ Status create_bookkeeping(sql::Database& db) {
         if (!cols->empty()) UBUZIMA_TRY(sql::add_missing_columns(db, table, columns, *cols));
     }
     UBUZIMA_TRY(db.exec(kBookkeepingSql));
+    if (tokens_before_families) {
+        // A device id stays with the account that used it (AuthService::login): claimed for the
+        // user of its latest token, before anyone else can log in with it after the upgrade.
+        UBUZIMA_TRY(db.exec(R"SQL(
+            INSERT OR IGNORE INTO srv_devices (id, user_id, first_seen, last_seen)
+                SELECT device_id, user_id, now, now FROM (
+                    SELECT device_id, user_id, MAX(expires_at), CAST(strftime('%s', 'now') AS INTEGER) * 1000 AS now
+                    FROM srv_tokens_before_families GROUP BY device_id);
+            DROP TABLE srv_tokens_before_families;)SQL"));
+    }
     return db.exec(kUpgradedIndexesSql);
 }
 

@@ -41,7 +41,7 @@ ubuzima::sql::Database insider(TestServer& s) {
 void activity(TestServer& s) {
     const std::string alice = s.user_token("alice", "assessor", {"fac-kabgayi"});
     (void)s.login_reply("alice", "not-her-password");
-    (void)s.login_reply("mallory-guess", "hunter2-hunter2");
+    (void)s.login_reply("mallory-guess", "hunter2-hunter2", "dev-unknown-user");
     json need{{"facility_id", "fac-kabgayi"}, {"need_type", "skills_training"}, {"title", "Secret title"},
               {"description", "Patient-free description"}, {"priority", "high"}, {"status", "identified"}};
     s.sync(alice, kNode, json::array({change("need", "n1", s.version(kNode), need)}), "batch-audited");

@@ -118,6 +118,34 @@ TEST_CASE("a sync must come from the device its token was issued to", "[server][
     CHECK(s.post("/v1/sync", json{{"protocol", 1}, {"schema_version", 1}, {"node", kTabletId}}, token).status == 200);
 }
 
+TEST_CASE("a device id stays with the account that first logged in with it", "[server][auth][node]") {
+    TestServer s;
+    s.user_token("alice", "assessor", {"fac-kabgayi"});
+    s.user_token("bob", "assessor", {"fac-kabgayi"});
+    const std::string alice_tablet = s.login("alice", "pw-alice-secret", kTabletId);
+    const std::string v1 = s.version(kTablet);
+    REQUIRE(s.sync(alice_tablet, kTablet, json::array({change("need", "n1", v1, need_fields("fac-kabgayi"))})).status ==
+            200);
+
+    // Bob read the tablet's id off a pulled version ("hlc@0000000000000007"). With it he could
+    // push versions that rank as the tablet's own and shadow Alice's next writes: refused, even
+    // with his right password, and the attempt is on the record.
+    Reply taken = s.login_reply("bob", "pw-bob-secret", kTabletId);
+    CHECK(taken.status == 403);
+    CHECK(taken.body["error"]["code"] == "wrong_node");
+    CHECK(taken.body["error"]["message"].get<std::string>().find("another account") != std::string::npos);
+    const auto actions = audit_actions(s);
+    CHECK(actions.back() == "login_refused");
+    // Alice keeps her tablet, its tokens and her logins on it; Bob logs in from his own device.
+    CHECK(s.sync(alice_tablet, kTablet).status == 200);
+    CHECK(s.login_reply("alice", "pw-alice-secret", kTabletId).status == 200);
+    CHECK(s.login_reply("bob", "pw-bob-secret", ubuzima::sync::to_hex16(kTablet + 1)).status == 200);
+    // A wrong password for the taken id is an ordinary failure: it says nothing about the id.
+    Reply wrong = s.login_reply("bob", "not-bobs-password", kTabletId);
+    CHECK(wrong.status == 401);
+    CHECK(wrong.body["error"]["code"] == "invalid_credentials");
+}
+
 TEST_CASE("refresh rotates; presented from another device it revokes the whole login", "[server][auth][refresh]") {
     TestServer s;
     Reply login = s.login_reply("admin", TestServer::kAdminPassword, kTabletId);

@@ -115,14 +115,17 @@ public:
         return call("POST", path, body.dump(), token);
     }
 
-    Reply login_reply(const std::string& user, const std::string& password, const std::string& device = "dev-1") {
-        return post("/v1/auth/login", {{"username", user}, {"password", password}, {"device_id", device}});
+    /// A device id stays with the account that first logs in with it, so by default each user
+    /// gets their own ("dev-<user>").
+    Reply login_reply(const std::string& user, const std::string& password, const std::string& device = "") {
+        return post("/v1/auth/login",
+                    {{"username", user}, {"password", password}, {"device_id", device.empty() ? "dev-" + user : device}});
     }
-    std::string login(const std::string& user, const std::string& password, const std::string& device = "dev-1") {
+    std::string login(const std::string& user, const std::string& password, const std::string& device = "") {
         Reply r = login_reply(user, password, device);
         if (r.status != 200) throw std::runtime_error("login failed: " + r.raw.body);
         const std::string token = r.body["access_token"].get<std::string>();
-        m_logins[token] = Login{user, password, device};
+        m_logins[token] = Login{user, password, device.empty() ? "dev-" + user : device};
         return token;
     }
     std::string admin_token() { return login("admin", kAdminPassword); }

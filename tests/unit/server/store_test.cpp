@@ -1,6 +1,6 @@
 // Ubuzima Sync — MIT licence.
 // The SQLite store survives a restart: rows, versions, users, node id, feed; seeds stay single;
-// a store from before the feed's exit entries is upgraded in place.
+// a store from before the feed's exit entries, or before login families, is upgraded in place.
 #include <catch2/catch.hpp>
 
 #include "server_test_support.hpp"
@@ -82,4 +82,45 @@ TEST_CASE("a store whose feed predates exit entries is upgraded in place", "[ser
     int entries = 0;
     for (const json& c : s.pull_all(alice2, 0xa2, from_scratch)) entries += c["id"] == "n1";
     CHECK(entries == 1);
+}
+
+TEST_CASE("tokens from before login families go in the upgrade; the accounts their devices belong to stay",
+          "[server][store][auth]") {
+    TestServer s;
+    s.user_token("alice", "assessor", {"fac-kabgayi"});
+    s.user_token("bob", "assessor", {"fac-kabgayi"});
+    const std::string tablet = "00000000000000a7";
+    const std::string old_access = s.login("alice", "pw-alice-secret", tablet);
+    const std::string alice_id = s.login_reply("alice", "pw-alice-secret", "dev-alice").body["user"]["id"];
+    const std::string bob_id = s.login_reply("bob", "pw-bob-secret", "dev-bob").body["user"]["id"];
+
+    s.reopen([&](const std::string& path) {
+        auto db = ubuzima::sql::Database::open(path, {});
+        REQUIRE(db.ok());
+        // srv_tokens as the release before families made it, and none of the tables that came
+        // with them. The tablet's id was Bob's once, then Alice's: the latest token decides.
+        REQUIRE(db->exec(R"SQL(
+            DROP TABLE srv_tokens; DROP TABLE srv_families; DROP TABLE srv_devices;
+            CREATE TABLE srv_tokens (hash TEXT PRIMARY KEY NOT NULL, kind TEXT NOT NULL,
+                user_id TEXT NOT NULL, device_id TEXT NOT NULL, expires_at INTEGER NOT NULL,
+                parent TEXT NOT NULL DEFAULT '');)SQL")
+                    .ok());
+        auto insert = db->prepare("INSERT INTO srv_tokens (hash, kind, user_id, device_id, expires_at) VALUES (?,?,?,?,?)");
+        REQUIRE(insert.ok());
+        for (const auto& [hash, user, expires] : std::vector<std::tuple<std::string, std::string, std::int64_t>>{
+                 {"h1", bob_id, 1000}, {"h2", alice_id, 2000}, {"h3", bob_id, 1500}}) {
+            REQUIRE(insert->bind(1, hash).bind(2, "refresh").bind(3, user).bind(4, tablet).bind(5, expires).run().ok());
+        }
+    });
+
+    CHECK(s.call("GET", "/v1/admin/devices", "", old_access).status == 401);  // the old tokens went
+    Reply bob = s.login_reply("bob", "pw-bob-secret", tablet);
+    CHECK(bob.status == 403);
+    CHECK(bob.body["error"]["code"] == "wrong_node");
+    CHECK(s.login_reply("alice", "pw-alice-secret", tablet).status == 200);
+    auto db = ubuzima::sql::Database::open(s.db_path(), {});
+    REQUIRE(db.ok());
+    auto left = db->query_text("SELECT name FROM sqlite_master WHERE name = 'srv_tokens_before_families'");
+    REQUIRE(left.ok());
+    CHECK_FALSE(left->has_value());
 }
