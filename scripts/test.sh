@@ -6,7 +6,8 @@
 #   3. ThreadSanitizer build of the client, server, integration and multi-thread tests (build-tsan/);
 #   4. the benchmarks at a tiny size so they cannot rot (build-bench/; figures: bench/run.sh);
 #   5. every test with ctest: unit, integration (real server on 127.0.0.1), C API, convergence
-#      simulator (5 devices x 1000 seeds x 200 steps), fault proxy, crash and disk-full tests.
+#      simulator (5 devices x 1000 seeds x 200 steps, 8 devices x 200 seeds x 300 steps), TLS,
+#      fault proxy, crash and disk-full tests.
 # UBUZIMA_QUICK=1 skips steps 2-4 (for a fast local loop).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -99,3 +99,46 @@ TEST_CASE_METHOD(ServerFixture, "A second user logging in on a device never sees
     CHECK_FALSE(tablet.get("need", *mine).value().has_value());
     CHECK(tablet.query("facility").value().size() == 10);  // reference data is everyone's
 }
+
+TEST_CASE_METHOD(ServerFixture, "A row that leaves a device's facilities and comes back returns whole, its own fields included",
+                 "[integration][scope][move]") {
+    create_user(server.url(), login_token(server.url(), "admin", server.admin_password()), "dana", kPassword, "assessor",
+                {"fac-gisenyi", "fac-butaro"});
+    Database a = device("alice", "alice");
+    auto need = a.insert("need", need_fields("fac-gisenyi", "Alice's need"));
+    REQUIRE(need.ok());
+    must_sync(a);
+    Database d = device("dana", "dana");
+    must_sync(d);
+
+    SECTION("moved away by another user and back") {
+        REQUIRE(d.update("need", *need, {{"facility_id", "fac-butaro"}}).ok());
+        must_sync(d);
+        CHECK(must_sync(a).removed == 1);
+        REQUIRE_FALSE(a.get("need", *need).value().has_value());
+        REQUIRE(d.update("need", *need, {{"facility_id", "fac-gisenyi"}}).ok());
+        must_sync(d);
+    }
+    SECTION("moved away and back while the device was offline") {
+        REQUIRE(d.update("need", *need, {{"facility_id", "fac-butaro"}}).ok());
+        must_sync(d);
+        REQUIRE(d.update("need", *need, {{"facility_id", "fac-gisenyi"}}).ok());
+        must_sync(d);
+    }
+    SECTION("the user's facilities shrink and grow again") {
+        set_facilities(*this, "alice", {"fac-butaro"});
+        must_sync(a);
+        REQUIRE_FALSE(a.get("need", *need).value().has_value());
+        set_facilities(*this, "alice", {"fac-gisenyi"});
+    }
+    must_sync(a);
+    auto back = a.get("need", *need).value();
+    REQUIRE(back.has_value());
+    const nlohmann::json written = need_fields("fac-gisenyi", "Alice's need");
+    for (const auto& [field, value] : written.items()) {
+        INFO(field);
+        CHECK(back->at(field) == value);
+    }
+    must_sync(d);
+    CHECK(facility_state(a, "fac-gisenyi") == facility_state(d, "fac-gisenyi"));
+}

@@ -116,6 +116,11 @@ Status Simulation::setup() {
             d->facilities = {"fac-gisenyi"};
             d->rogue = true;
             d->skew_ms = k2040 - m_now + m_rng.between(0, 300 * kDay);  // set to 2040
+        } else if (i == 4) {
+            // An assessor of two facilities (assessors write needs): the one who surely moves
+            // needs past the single-facility devices that wrote them.
+            d->facilities = {"fac-gisenyi", m_rng.chance(500) ? "fac-butaro" : "fac-kibuye"};
+            d->skew_ms = m_rng.between(-5 * kDay, 5 * kDay);
         } else {
             d->facilities = {m_rng.pick(kFacilities)};
             if (m_rng.chance(500)) {
@@ -188,6 +193,17 @@ void Simulation::snapshot_outbox(Device& d) {
         w.base = json::parse(s.column_text(2), nullptr, false);
     });
 }
+
+namespace {
+
+/// The facility of a need as the device holds it (none if it does not hold it).
+std::optional<std::string> facility_of(const Device& d, const std::string& id) {
+    auto row = d.db->get("need", id);
+    if (!row.ok() || !*row || !(**row).contains("facility_id") || !(**row)["facility_id"].is_string()) return std::nullopt;
+    return (**row)["facility_id"].get<std::string>();
+}
+
+}  // namespace
 
 bool Simulation::local_write(Device& d, const char* op, const std::string& table, const std::string& id,
                              const json& fields) {
@@ -280,7 +296,14 @@ void Simulation::act_write(Device& d, int n) {
         if (local_write(d, "put", table, id, f)) m_rows[table].push_back(known);
         return;
     }
-    const KnownRow target = *row;  // copied: m_rows may grow below
+    KnownRow target = *row;  // copied: m_rows may grow below
+    std::optional<std::string> move_back;
+    if (table == "need" && m_options.moves && !d.moved_away.empty() && m_rng.chance(300)) {
+        const std::size_t k = m_rng.below(d.moved_away.size());
+        target.id = d.moved_away[k].first;
+        move_back = d.moved_away[k].second;
+        d.moved_away.erase(d.moved_away.begin() + static_cast<std::ptrdiff_t>(k));
+    }
     if ((table == "need" || table == "trainee") && m_rng.chance(120)) {
         local_write(d, "remove", table, target.id, nullptr);
         return;
@@ -294,8 +317,16 @@ void Simulation::act_write(Device& d, int n) {
         if (d.rogue && m_rng.chance(150)) {
             const std::string& to = m_rng.pick(kAllFacilities);
             if (m_options.moves || !d.sees(to)) f["facility_id"] = to;  // out of scope: rejected
+        } else if (move_back) {
+            f["facility_id"] = *move_back;
         } else if (m_options.moves && d.facilities.size() > 1 && m_rng.chance(100)) {
-            f["facility_id"] = m_rng.pick(d.facilities);  // a move others may not see (or a no-op)
+            // A move others may not see (a no-op when the row is elsewhere already).
+            f["facility_id"] = m_rng.pick(d.facilities);
+            auto from = facility_of(d, target.id);
+            if (from && *from != f["facility_id"]) {
+                if (local_write(d, "update", table, target.id, f)) d.moved_away.emplace_back(target.id, *from);
+                return;
+            }
         }
     } else if (table == "trainee") {
         f = {{"given_name", "given " + tag}};

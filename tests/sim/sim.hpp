@@ -87,6 +87,10 @@ struct Device {
     std::optional<sql::Database> peek;           ///< second connection: reads the outbox and rows
     std::map<std::int64_t, std::size_t> by_seq;  ///< outbox seq -> index in Simulation::m_writes
     int offline_steps = 0;
+    /// Rows this device moved to another facility, with the facility each left: it may move one
+    /// back (a move by mistake, undone). Out and back is the history that tests whether a device
+    /// that dropped the row on the way out gets all of it again, its own fields included.
+    std::vector<std::pair<std::string, std::string>> moved_away;
     bool sees(const std::string& facility) const;
 };
 

@@ -132,7 +132,10 @@ Status restamp_entry(Store& store, std::int64_t seq, const std::string& table_na
 
 // Gives a change refused for clock skew a fresh version. The row's later pending writes were
 // made after it: any that would now be older than it is re-stamped too, in order, so that the
-// device's own later edit never loses to the write it followed (found by tests/sim).
+// device's own later edit never loses to the write it followed (found by tests/sim). A fresh
+// version is also newer than every version the write was made on top of (its base): the clock
+// was just set back, below what the device wrote and the server accepted in earlier syncs, and
+// a re-stamped edit older than the value it edited would lose to it (found by tests/sim).
 Status restamp(Store& store, std::int64_t seq, const sync::Change& change) {
     sql::Database& db = store.db();
     auto entries = db.cached("SELECT seq, version FROM _outbox WHERE tbl = ? AND row_id = ? AND seq >= ? ORDER BY seq");
@@ -145,6 +148,15 @@ Status restamp(Store& store, std::int64_t seq, const sync::Change& change) {
     for (const auto& [entry_seq, version] : rows) {
         // The entry itself always (its current version: a cascade may have re-stamped it already).
         if (entry_seq != seq && version > newest) continue;
+        // Its base as it is now: re-stamping an earlier entry rebased it onto that entry's fresh
+        // version (the old one may be the very future the clock was just reset from).
+        auto base_text = db.query_text("SELECT base FROM _outbox WHERE seq = ?", {std::to_string(entry_seq)});
+        if (!base_text.ok()) return base_text.status();
+        const json base = json::parse(base_text->value_or("{}"), nullptr, false);
+        if (base.is_object())
+            for (const auto& [field, base_version] : base.items())
+                if (base_version.is_string())
+                    if (auto v = sync::Version::parse(base_version.get<std::string>())) store.clock().observe(v->hlc);
         newest = sync::Version{store.clock().now(), store.node()}.to_string();
         UBUZIMA_TRY(restamp_entry(store, entry_seq, change.table, change.row_id, version, newest));
     }

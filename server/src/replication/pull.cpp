@@ -59,21 +59,36 @@ std::string PullCursor::to_string() const {
     return out;
 }
 
-std::string scope_fingerprint(const AuthUser& user) {
-    if (user.sees_all()) return "all";
-    std::vector<std::string> facilities = user.facilities;
-    std::sort(facilities.begin(), facilities.end());
-    std::string joined;
-    for (const std::string& f : facilities) joined += f + "\n";
+std::string scope_fingerprint(const AuthUser& user, const std::string& feed_epoch) {
+    if (user.sees_all() && feed_epoch.empty()) return "all";
+    std::string joined = feed_epoch.empty() ? "" : "epoch " + feed_epoch + "\n";
+    if (user.sees_all()) {
+        joined += "*";
+    } else {
+        std::vector<std::string> facilities = user.facilities;
+        std::sort(facilities.begin(), facilities.end());
+        for (const std::string& f : facilities) joined += f + "\n";
+    }
     return sha256_hex(joined).substr(0, 12);
 }
+
+namespace {
+
+/// Whether a pull from `since` may leave out a field this device wrote itself: only while the
+/// row has not moved since. A move away sent the device a `gone` entry and it dropped its copy
+/// (if it did not see where the row went); a move back re-sends the whole row, and the device's
+/// own fields are part of what it no longer has. A device that kept its copy (it sees both
+/// facilities) gets its own values again: a no-op merge, on the rare path of a move.
+bool device_holds_own_fields(std::int64_t moved_seq, std::int64_t since) { return moved_seq <= since; }
+
+}  // namespace
 
 Status SyncService::pull(const AuthUser& user, const sync::SyncRequest& request, sync::SyncResponse& response,
                          const WrittenRows* written) {
     auto parsed = PullCursor::parse(request.cursor);
     if (!parsed.ok()) return parsed.status();
     PullCursor in = *parsed;
-    const std::string scope = scope_fingerprint(user);
+    const std::string scope = scope_fingerprint(user, m_store.feed_epoch());
     if (!in.scope.empty() && in.scope != scope) {
         // What the user may see changed since this cursor was made: rows that became visible may
         // sit anywhere behind it, and rows that are no longer visible are on the device. Start
@@ -101,10 +116,13 @@ Status SyncService::pull(const AuthUser& user, const sync::SyncRequest& request,
             if (!e.gone && written) {
                 auto w = written->find({e.table, e.row_id});
                 if (w != written->end() && w->second.seq == e.seq) {
+                    const bool holds_own = device_holds_own_fields(w->second.moved_seq, in.since);
                     bool any = false;
                     for (const auto& [field, version] : w->second.versions) {
                         auto seq = w->second.seqs.find(field);
-                        if (seq != w->second.seqs.end() && seq->second > in.since && version.node != request.node) any = true;
+                        if (seq != w->second.seqs.end() && seq->second > in.since &&
+                            (version.node != request.node || !holds_own))
+                            any = true;
                     }
                     if (!any) continue;  // the device wrote every field it lacks: no need to read it back
                 }
@@ -121,11 +139,12 @@ Status SyncService::pull(const AuthUser& user, const sync::SyncRequest& request,
                 continue;
             }
             sync::RowChange rc{e.table, e.row_id, {}, false};
+            const bool skip_own = !full && device_holds_own_fields((*row)->moved_seq, in.since);
             for (const auto& [field, version] : (*row)->versions) {
                 auto seq = (*row)->seqs.find(field);
                 if (seq == (*row)->seqs.end() || seq->second <= in.since) continue;
                 // The requesting device wrote the current value itself: it has it already.
-                if (!full && version.node == request.node) continue;
+                if (skip_own && version.node == request.node) continue;
                 auto value = (*row)->values.find(field);
                 auto overwrote = (*row)->overwrote.find(field);
                 rc.fields[field] = {value == (*row)->values.end() ? Value() : value->second, version,

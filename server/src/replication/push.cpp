@@ -69,8 +69,10 @@ Result<ApplyOutcome> apply_change(WriteTxn& tx, const TableDef& table, std::opti
     for (const std::string& field : applied) merged.seqs[field] = *seq;
     // Devices that see only the new facility never had the row: a pull must send all of it, not
     // just the fields that changed since their cursor.
-    if (moved)
+    if (moved) {
         for (const auto& entry : merged.versions) merged.seqs[entry.first] = *seq;
+        merged.moved_seq = *seq;
+    }
     merged.seq = *seq;
     merged.author = author;
     UBUZIMA_TRY(tx.write_row(table, merged));
@@ -147,6 +149,7 @@ Result<sync::PushResult> SyncService::push(WriteTxn& tx, const AuthUser& user, c
         if (written && wrote) {
             WrittenRow& w = (*written)[{ch.table, ch.row_id}];
             w.seq = final_row.seq;
+            w.moved_seq = final_row.moved_seq;
             w.versions = std::move(final_row.versions);
             w.seqs = std::move(final_row.seqs);
         }

@@ -54,8 +54,10 @@ struct PullCursor {
     std::string to_string() const;
 };
 
-/// "all" for users who see every facility, else a short hash of their sorted facilities.
-std::string scope_fingerprint(const AuthUser& user);
+/// What a pull cursor remembers of the scope it was made for: "all" for users who see every
+/// facility, else a short hash of their sorted facilities; with a feed epoch (ServerStore::
+/// feed_epoch), a hash of both, so a new epoch restarts every cursor once.
+std::string scope_fingerprint(const AuthUser& user, const std::string& feed_epoch);
 
 /// Thread-safe: the store serialises writes, the clock has its own lock.
 class SyncService {
@@ -79,6 +81,7 @@ private:
     /// the same request skips those that hold nothing for the device, without reading them back.
     struct WrittenRow {
         std::int64_t seq = 0;
+        std::int64_t moved_seq = 0;
         std::map<std::string, sync::Version> versions;
         std::map<std::string, std::int64_t> seqs;
     };

@@ -27,6 +27,9 @@ struct StoredRow {
     std::map<std::string, sync::Version> versions;
     std::map<std::string, std::int64_t> seqs;  ///< server seq of each field's last change
     std::int64_t seq = 0;                      ///< seq of the row's last change
+    /// seq of the row's last move to another facility (0: never moved). Devices that saw the
+    /// move away dropped their copy, so a pull after it sends them every field, their own too.
+    std::int64_t moved_seq = 0;
     /// field → the concurrent version its current value overwrote (and journalled); sent with
     /// pulls so that the device whose write lost can keep it in its own journal.
     std::map<std::string, sync::Version> overwrote;
@@ -238,6 +241,10 @@ public:
     virtual sync::NodeId node_id() const = 0;
     /// The last persisted server HLC.
     virtual sync::Hlc saved_clock() const = 0;
+    /// "" for a store made by this release. Another value when every device must pull
+    /// everything again once (it goes into the pull cursor's scope fingerprint): a store upgraded
+    /// past a fix that only a full pull repairs on the devices.
+    virtual std::string feed_epoch() const = 0;
 };
 
 }  // namespace ubuzima::server

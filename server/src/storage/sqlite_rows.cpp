@@ -13,7 +13,7 @@ using nlohmann::json;
 
 namespace {
 
-constexpr int kHiddenColumns = 7;  // _deleted, _v, _s, _seq, _scope, _c, _author (after id and the fields)
+constexpr int kHiddenColumns = 8;  // _deleted, _v, _s, _seq, _scope, _c, _author, _moved (after id and the fields)
 
 std::string deleted_key() { return std::string(sync::kDeletedField); }
 
@@ -122,6 +122,7 @@ Result<std::optional<StoredRow>> SqliteTxn::read_row(const schema::TableDef& tab
     if (!s.is_null(base + 4)) out.scope = s.column_text(base + 4);
     read_versions(s.column_text(base + 5), out.overwrote);
     out.author = s.column_text(base + 6);
+    out.moved_seq = s.column_int(base + 7);
     s.reset();
     return std::optional<StoredRow>(std::move(out));
 }
@@ -194,7 +195,8 @@ Status SqliteTxn::write_row(const schema::TableDef& table, const StoredRow& row)
     else s.bind_null(i++);
     for (const auto& [field, version] : row.overwrote) text.add_string(field, version.to_string());
     s.bind(i++, text.finish());
-    s.bind(i, row.author);
+    s.bind(i++, row.author);
+    s.bind(i, row.moved_seq);
     return s.run();
 }
 
@@ -274,8 +276,8 @@ Status SqliteTxn::drop_exit(const std::string& table, const std::string& row_id,
 TableSql make_table_sql(const schema::TableDef& table) {
     std::vector<std::string> cols{"id"};
     for (const schema::FieldDef& f : table.fields) cols.push_back(sql::quote_ident(f.name));
-    for (const char* hidden : {"_deleted", "_v", "_s", "_seq", "_scope", "_c", "_author"}) cols.emplace_back(hidden);
-    static_assert(kHiddenColumns == 7, "hidden column list and count agree");
+    for (const char* hidden : {"_deleted", "_v", "_s", "_seq", "_scope", "_c", "_author", "_moved"}) cols.emplace_back(hidden);
+    static_assert(kHiddenColumns == 8, "hidden column list and count agree");
     std::string list, params, updates;
     for (std::size_t i = 0; i < cols.size(); ++i) {
         list += (i ? ", " : "") + cols[i];

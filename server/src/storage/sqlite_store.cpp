@@ -2,6 +2,8 @@
 // SqliteStore: opening, the bookkeeping tables and their in-place upgrades, transactions.
 #include "storage/sqlite_store.hpp"
 
+#include <cstdlib>
+
 #include "ubuzima/sync/ids.hpp"
 
 namespace ubuzima::server {
@@ -106,7 +108,7 @@ const std::vector<std::string>& server_extra_columns() {
     static const std::vector<std::string> cols = {
         "_deleted INTEGER NOT NULL DEFAULT 0", "_v TEXT NOT NULL DEFAULT '{}'", "_s TEXT NOT NULL DEFAULT '{}'",
         "_seq INTEGER NOT NULL DEFAULT 0",     "_scope TEXT",                 "_c TEXT NOT NULL DEFAULT '{}'",
-        "_author TEXT NOT NULL DEFAULT ''"};
+        "_author TEXT NOT NULL DEFAULT ''",    "_moved INTEGER NOT NULL DEFAULT 0"};
     return cols;
 }
 
@@ -128,7 +130,23 @@ Status SqliteStore::init(sync::NodeId new_node) {
     auto tx = sql::Transaction::begin(m_db);
     if (!tx.ok()) return tx.status();
     UBUZIMA_TRY(create_bookkeeping(m_db));
+    // Before rows knew when they last moved, a row that left a device's facilities and came back
+    // reached that device without the fields it had written itself. Such a store starts a new
+    // feed epoch: every device pulls everything once more, and gets those fields back.
+    bool rows_before_moves = false;
+    for (const schema::TableDef& t : m_schema->tables()) {
+        auto cols = sql::existing_columns(m_db, t.name);
+        if (!cols.ok()) return cols.status();
+        if (!cols->empty() && !cols->count("_moved")) rows_before_moves = true;
+    }
     UBUZIMA_TRY(sql::ensure_tables(m_db, *m_schema, server_extra_columns()));
+    auto epoch = meta_get(m_db, "feed_epoch");
+    if (!epoch.ok()) return epoch.status();
+    m_feed_epoch = epoch->value_or("");
+    if (rows_before_moves) {
+        m_feed_epoch = std::to_string(std::atoll(m_feed_epoch.c_str()) + 1);
+        UBUZIMA_TRY(meta_put(m_db, "feed_epoch", m_feed_epoch));
+    }
     for (const schema::TableDef& t : m_schema->tables()) m_tables.emplace(t.name, make_table_sql(t));
 
     auto node = meta_get(m_db, "node_id");

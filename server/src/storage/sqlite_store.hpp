@@ -32,6 +32,7 @@ public:
     Status write(const std::function<Status(WriteTxn&)>& fn) override;
     sync::NodeId node_id() const override { return m_node; }
     sync::Hlc saved_clock() const override;
+    std::string feed_epoch() const override { return m_feed_epoch; }
 
 private:
     SqliteStore() = default;
@@ -43,6 +44,7 @@ private:
     std::unordered_map<std::string, TableSql> m_tables;
     sync::NodeId m_node = 0;
     sync::Hlc m_saved_clock = 0;
+    std::string m_feed_epoch;  // set in init, never changed after
 };
 
 }  // namespace ubuzima::server

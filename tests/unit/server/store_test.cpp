@@ -124,3 +124,40 @@ TEST_CASE("tokens from before login families go in the upgrade; the accounts the
     REQUIRE(left.ok());
     CHECK_FALSE(left->has_value());
 }
+
+TEST_CASE("a store from before rows knew their last move starts a new feed epoch: devices pull everything once more",
+          "[server][store][move]") {
+    TestServer s;
+    const std::string alice = s.user_token("alice", "assessor", {"fac-kabgayi"});
+    const std::string coord = s.user_token("coord", "coordinator", {});
+    const std::uint64_t node = 0xa1;
+    s.sync(alice, node, json::array({change("need", "n1", s.version(node), need_fields("fac-kabgayi"))}));
+    json cursor = nullptr, coord_cursor = nullptr;
+    s.pull_all(alice, node, cursor);
+    s.pull_all(coord, 0xc1, coord_cursor);
+    CHECK(s.store->feed_epoch().empty());
+    s.reopen();
+    CHECK(s.store->feed_epoch().empty());  // a store of this release keeps its epoch
+    CHECK(s.pull_all(alice, node, cursor).empty());
+
+    s.reopen([](const std::string& path) {
+        auto db = ubuzima::sql::Database::open(path, {});
+        REQUIRE(db.ok());
+        REQUIRE(db->exec("ALTER TABLE need DROP COLUMN _moved").ok());
+    });
+    CHECK(s.store->feed_epoch() == "1");
+    // Whatever a device lost to a move before the fix, the pull from its old cursor restarts
+    // and brings every row whole, its own fields included; "see all" cursors restart too.
+    const std::string alice2 = s.login("alice", "pw-alice-secret");
+    Reply r = s.sync(alice2, node, nullptr, "", cursor);
+    REQUIRE(r.status == 200);
+    CHECK(r.body.contains("scope"));
+    json n1 = find_row(s.pull_all(alice2, node, cursor), "need", "n1");
+    REQUIRE(n1.is_object());
+    CHECK(n1["f"].size() == need_fields("fac-kabgayi").size());
+    CHECK(s.pull_all(alice2, node, cursor).empty());
+    Reply c = s.sync(s.login("coord", "pw-coord-secret"), 0xc1, nullptr, "", coord_cursor);
+    CHECK(c.body.contains("scope"));
+    s.reopen();
+    CHECK(s.store->feed_epoch() == "1");  // once
+}

@@ -190,3 +190,37 @@ TEST_CASE("a push's own pull skips only rows that hold nothing new for the pushi
     Reply again = s.sync(alice, kNodeA, nullptr, "", r.body["cursor"]);
     CHECK(again.body["changes"].empty());
 }
+
+TEST_CASE("a row that moved since the cursor brings the device its own fields; otherwise they are skipped",
+          "[server][pull][move]") {
+    TestServer s;
+    const std::string alice = s.user_token("alice", "assessor", {"fac-kabgayi"});
+    const std::string bea = s.user_token("bea", "assessor", {"fac-kabgayi"});
+    const std::string dana = s.user_token("dana", "assessor", {"fac-kabgayi", "fac-butaro"});
+    json a_cursor = nullptr;
+    const std::string va = s.version(kNodeA);
+    s.sync(alice, kNodeA, json::array({change("need", "n1", va, need_fields("fac-kabgayi"))}));
+    s.pull_all(alice, kNodeA, a_cursor);
+
+    // Dana moves it to Butaro: alice's device drops it. Then back.
+    s.sync(dana, kNodeC, json::array({change("need", "n1", s.version(kNodeC), {{"facility_id", "fac-butaro"}})}));
+    CHECK(find_row(s.pull_all(alice, kNodeA, a_cursor), "need", "n1") == json{{"t", "need"}, {"id", "n1"}, {"gone", true}});
+    s.sync(dana, kNodeC, json::array({change("need", "n1", s.version(kNodeC), {{"facility_id", "fac-kabgayi"}})}));
+    json back = find_row(s.pull_all(alice, kNodeA, a_cursor), "need", "n1");
+    REQUIRE(back.is_object());
+    const json written = need_fields("fac-kabgayi");
+    for (const auto& [field, value] : written.items()) {
+        INFO(field);
+        REQUIRE(back["f"].contains(field));
+        CHECK(back["f"][field][0] == value);
+        if (field != "facility_id") CHECK(back["f"][field][1] == va);  // alice's own write
+    }
+
+    // No move since the cursor: alice's own fields are not sent again, bea's are.
+    const std::string vb = s.version(kNodeB);
+    s.sync(bea, kNodeB, json::array({change("need", "n1", vb, {{"priority", "critical"}})}));
+    json later = find_row(s.pull_all(alice, kNodeA, a_cursor), "need", "n1");
+    REQUIRE(later.is_object());
+    CHECK(later["f"].size() == 1);
+    CHECK(later["f"]["priority"][1] == vb);
+}
