@@ -18,7 +18,8 @@ namespace {
 double login_ms(const std::string& url, const std::string& user, const std::string& password, long expect) {
     const double start = bench::now_s();
     const bench::SimpleResponse r = bench::http_post(
-        url + "/v1/auth/login", json{{"username", user}, {"password", password}, {"device_id", "bench-login"}}.dump());
+        url + "/v1/auth/login",
+        json{{"username", user}, {"password", password}, {"device_id", "bench-login-" + user}}.dump());  // one account per device id
     const double ms = (bench::now_s() - start) * 1000;
     if (r.status != expect) throw std::runtime_error(user + ": HTTP " + std::to_string(r.status) + " " + r.body);
     return ms;

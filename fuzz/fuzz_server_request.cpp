@@ -71,6 +71,15 @@ Request parse_structured(std::string_view text) {
     return r;
 }
 
+constexpr std::uint64_t kCoordinatorNode = 0xfedcba9876543210ULL;
+
+/// The corpus names the assessor's node; a coordinator's request names the coordinator's.
+std::string as_coordinator(std::string body) {
+    for (std::size_t at = body.find("0123456789abcdef"); at != std::string::npos; at = body.find("0123456789abcdef", at))
+        body.replace(at, 16, "fedcba9876543210");
+    return body;
+}
+
 Request sync_request(std::string body, const std::string& token) {
     Request r;
     r.method = "POST";
@@ -107,11 +116,12 @@ void check(const Request& request, const Response& response) {
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
     g_state = new State;
     g_state->server = std::make_unique<TestServer>();
-    // Tokens of the device the corpus's sync bodies name (node 0123456789abcdef).
+    // Tokens of the device the corpus's sync bodies name (node 0123456789abcdef). A device id
+    // belongs to one account, so the coordinator's device is another one: its bodies name it.
     g_state->assessor_token =
         g_state->server->token_for_node(g_state->server->user_token("alice", "assessor", {"fac-gisenyi"}), 0x0123456789abcdefULL);
     g_state->coordinator_token =
-        g_state->server->token_for_node(g_state->server->user_token("coord", "coordinator", {}), 0x0123456789abcdefULL);
+        g_state->server->token_for_node(g_state->server->user_token("coord", "coordinator", {}), kCoordinatorNode);
     std::atexit(clean_up);
     return 0;
 }
@@ -121,7 +131,8 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     if (size == 0) return 0;
     const int mode = data[0] % 6;
-    const std::string rest(reinterpret_cast<const char*>(data) + 1, size - 1);
+    std::string rest(reinterpret_cast<const char*>(data) + 1, size - 1);
+    if (mode == 1 || mode == 3) rest = as_coordinator(std::move(rest));
     const std::string& token = mode % 2 == 0 ? g_state->assessor_token : g_state->coordinator_token;
     Request request;
     switch (mode) {
