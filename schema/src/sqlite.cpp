@@ -273,7 +273,8 @@ Result<std::optional<std::string>> Database::query_text(const std::string& sql,
     return out;
 }
 
-Status ensure_tables(Database& db, const schema::Schema& schema, const std::vector<std::string>& extra_columns) {
+Status ensure_tables(Database& db, const schema::Schema& schema, const std::vector<std::string>& extra_columns,
+                     std::set<std::string>* upgraded) {
     for (const schema::TableDef& t : schema.tables()) {
         UBUZIMA_TRY(db.exec(schema::create_table_sql(t, extra_columns)));
         auto cols = existing_columns(db, t.name);
@@ -283,6 +284,9 @@ Status ensure_tables(Database& db, const schema::Schema& schema, const std::vect
             UBUZIMA_TRY(db.exec("ALTER TABLE " + quote_ident(t.name) + " ADD COLUMN " + quote_ident(f.name) + " " +
                                 std::string(schema::sql_type(f.type))));
         }
+        if (upgraded)
+            for (const std::string& column : extra_columns)
+                if (const std::string name = column.substr(0, column.find(' ')); !cols->count(name)) upgraded->insert(name);
         UBUZIMA_TRY(add_missing_columns(db, t.name, extra_columns, *cols));
     }
     return {};

@@ -17,12 +17,17 @@ void set_facilities(ServerFixture& fx, const std::string& user, const std::vecto
     REQUIRE(r.status == 200);
 }
 
+/// Dana: an assessor of Gisenyi and Butaro (she moves rows between them).
+void create_dana(ServerFixture& fx) {
+    create_user(fx.server.url(), login_token(fx.server.url(), "admin", fx.server.admin_password()), "dana", kPassword,
+                "assessor", {"fac-gisenyi", "fac-butaro"});
+}
+
 }  // namespace
 
 TEST_CASE_METHOD(ServerFixture, "Facilities taken from a user: the device drops them, unpushed edits kept as rejected",
                  "[integration][scope]") {
-    create_user(server.url(), login_token(server.url(), "admin", server.admin_password()), "dana", kPassword, "assessor",
-                {"fac-gisenyi", "fac-butaro"});
+    create_dana(*this);
     Database d = device("dana", "dana");
     auto gisenyi = d.insert("need", need_fields("fac-gisenyi", "Stays"));
     auto butaro = d.insert("need", need_fields("fac-butaro", "Goes"));
@@ -102,8 +107,7 @@ TEST_CASE_METHOD(ServerFixture, "A second user logging in on a device never sees
 
 TEST_CASE_METHOD(ServerFixture, "A row that leaves a device's facilities and comes back returns whole, its own fields included",
                  "[integration][scope][move]") {
-    create_user(server.url(), login_token(server.url(), "admin", server.admin_password()), "dana", kPassword, "assessor",
-                {"fac-gisenyi", "fac-butaro"});
+    create_dana(*this);
     Database a = device("alice", "alice");
     auto need = a.insert("need", need_fields("fac-gisenyi", "Alice's need"));
     REQUIRE(need.ok());

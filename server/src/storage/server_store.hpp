@@ -244,7 +244,7 @@ public:
     /// "" for a store made by this release. Another value when every device must pull
     /// everything again once (it goes into the pull cursor's scope fingerprint): a store upgraded
     /// past a fix that only a full pull repairs on the devices.
-    virtual std::string feed_epoch() const = 0;
+    virtual const std::string& feed_epoch() const = 0;
 };
 
 }  // namespace ubuzima::server

@@ -3,6 +3,7 @@
 #include "storage/sqlite_store.hpp"
 
 #include <cstdlib>
+#include <set>
 
 #include "ubuzima/sync/ids.hpp"
 
@@ -133,17 +134,12 @@ Status SqliteStore::init(sync::NodeId new_node) {
     // Before rows knew when they last moved, a row that left a device's facilities and came back
     // reached that device without the fields it had written itself. Such a store starts a new
     // feed epoch: every device pulls everything once more, and gets those fields back.
-    bool rows_before_moves = false;
-    for (const schema::TableDef& t : m_schema->tables()) {
-        auto cols = sql::existing_columns(m_db, t.name);
-        if (!cols.ok()) return cols.status();
-        if (!cols->empty() && !cols->count("_moved")) rows_before_moves = true;
-    }
-    UBUZIMA_TRY(sql::ensure_tables(m_db, *m_schema, server_extra_columns()));
+    std::set<std::string> upgraded;
+    UBUZIMA_TRY(sql::ensure_tables(m_db, *m_schema, server_extra_columns(), &upgraded));
     auto epoch = meta_get(m_db, "feed_epoch");
     if (!epoch.ok()) return epoch.status();
     m_feed_epoch = epoch->value_or("");
-    if (rows_before_moves) {
+    if (upgraded.count("_moved")) {
         m_feed_epoch = std::to_string(std::atoll(m_feed_epoch.c_str()) + 1);
         UBUZIMA_TRY(meta_put(m_db, "feed_epoch", m_feed_epoch));
     }

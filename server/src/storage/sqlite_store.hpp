@@ -32,7 +32,7 @@ public:
     Status write(const std::function<Status(WriteTxn&)>& fn) override;
     sync::NodeId node_id() const override { return m_node; }
     sync::Hlc saved_clock() const override;
-    std::string feed_epoch() const override { return m_feed_epoch; }
+    const std::string& feed_epoch() const override { return m_feed_epoch; }
 
 private:
     SqliteStore() = default;

@@ -156,8 +156,11 @@ private:
 
 /// Creates every table of the schema that is missing and adds missing columns to existing ones
 /// (fields added by a newer schema version, and the hidden `extra_columns`, each given as
-/// "<name> <definition>"). Existing rows are kept. Run inside a transaction.
-Status ensure_tables(Database& db, const schema::Schema& schema, const std::vector<std::string>& extra_columns);
+/// "<name> <definition>"). Existing rows are kept. Run inside a transaction. `upgraded`, when
+/// given, receives the names of the extra columns some existing table lacked (what an upgrade
+/// may need to make up for).
+Status ensure_tables(Database& db, const schema::Schema& schema, const std::vector<std::string>& extra_columns,
+                     std::set<std::string>* upgraded = nullptr);
 /// Adds each column ("name TYPE ...") that `table` lacks: an in-place upgrade of files written
 /// by an earlier release. The second form takes the column names already known.
 Status add_missing_columns(Database& db, const std::string& table, const std::vector<std::string>& columns);
