@@ -155,7 +155,7 @@ Result<sync::PushResult> SyncService::push(WriteTxn& tx, const AuthUser& user, c
         }
         ++result.applied;
     }
-    UBUZIMA_TRY(tx.save_batch(user.id, batch.id, sync::push_result_to_json(result).dump()));
+    UBUZIMA_TRY(tx.save_batch(user.id, batch.id, sync::push_result_to_json(result).dump(), now));
     return result;
 }
 

@@ -164,7 +164,7 @@ Result<sync::Version> SyncService::resolve_conflict(const AuthUser& user, std::i
         ch.base[c.field] = stored;  // the reviewer saw the stored value: not a new conflict
         auto applied = apply_change(tx, *t, std::move(*row), ch, m_options.wall(), user.id);
         if (!applied.ok()) return applied.status();
-        UBUZIMA_TRY(tx.mark_conflict_resolved(conflict_id, user.username, ch.version.to_string()));
+        UBUZIMA_TRY(tx.mark_conflict_resolved(conflict_id, user.username, ch.version.to_string(), m_options.wall()));
         written = ch.version;
         AuditEvent e{"conflict_resolved",
                      user.id,

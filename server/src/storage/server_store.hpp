@@ -192,10 +192,22 @@ public:
     virtual Status write_row(const schema::TableDef& table, const StoredRow& row) = 0;
     /// The stored push result (JSON) of a batch this user already sent.
     virtual Result<std::optional<std::string>> find_batch(const std::string& user_id, const std::string& batch_id) = 0;
-    virtual Status save_batch(const std::string& user_id, const std::string& batch_id, const std::string& result_json) = 0;
+    /// Keeps a batch's push result so a replay is answered without applying anything (until
+    /// prune_batches removes it; a replay after that merges again, which versions make a no-op).
+    virtual Status save_batch(const std::string& user_id, const std::string& batch_id, const std::string& result_json,
+                              std::int64_t now_ms) = 0;
     virtual Result<std::int64_t> insert_conflict(const ConflictRecord& conflict) = 0;
     virtual Result<std::optional<ConflictRecord>> find_conflict(std::int64_t id) = 0;
-    virtual Status mark_conflict_resolved(std::int64_t id, const std::string& by, const std::string& version) = 0;
+    virtual Status mark_conflict_resolved(std::int64_t id, const std::string& by, const std::string& version,
+                                          std::int64_t now_ms) = 0;
+    /// Retention (docs/OPERATIONS.md): deletes batch results saved before `before_ms`; returns
+    /// how many. Batches saved by a release that kept no time count as saved at the upgrade.
+    virtual Result<std::int64_t> prune_batches(std::int64_t before_ms) = 0;
+    /// Deletes conflicts resolved before `before_ms` (open ones always stay); returns how many.
+    virtual Result<std::int64_t> prune_resolved_conflicts(std::int64_t before_ms) = 0;
+    /// Starts a new feed epoch (after a restore): from the store's next open, every device's
+    /// cursor is stale and it pulls everything again (idempotent by version). Returns the epoch.
+    virtual Result<std::string> bump_feed_epoch() = 0;
     /// Persists the server HLC so it stays monotonic across restarts.
     virtual Status save_clock(sync::Hlc last) = 0;
 

@@ -4,6 +4,7 @@
 #include "storage/sqlite_txn.hpp"
 
 #include <charconv>
+#include <cstdlib>
 
 #include "ubuzima/sync/flat_json.hpp"
 
@@ -204,10 +205,36 @@ Result<std::optional<std::string>> SqliteTxn::find_batch(const std::string& user
     return m_db.query_text("SELECT result_json FROM srv_batches WHERE user_id = ? AND batch_id = ?", {user_id, batch_id});
 }
 
-Status SqliteTxn::save_batch(const std::string& user_id, const std::string& batch_id, const std::string& result_json) {
-    auto st = m_db.cached("INSERT INTO srv_batches (user_id, batch_id, result_json) VALUES (?, ?, ?)");
+Status SqliteTxn::save_batch(const std::string& user_id, const std::string& batch_id, const std::string& result_json,
+                             std::int64_t now_ms) {
+    auto st = m_db.cached("INSERT INTO srv_batches (user_id, batch_id, result_json, created_at) VALUES (?, ?, ?, ?)");
     if (!st.ok()) return st.status();
-    return (*st)->bind(1, user_id).bind(2, batch_id).bind(3, result_json).run();
+    return (*st)->bind(1, user_id).bind(2, batch_id).bind(3, result_json).bind(4, now_ms).run();
+}
+
+Result<std::int64_t> SqliteTxn::prune_batches(std::int64_t before_ms) {
+    auto st = m_db.cached("DELETE FROM srv_batches WHERE created_at < ?");
+    if (!st.ok()) return st.status();
+    UBUZIMA_TRY((*st)->bind(1, before_ms).run());
+    return static_cast<std::int64_t>(m_db.changes());
+}
+
+Result<std::int64_t> SqliteTxn::prune_resolved_conflicts(std::int64_t before_ms) {
+    auto st = m_db.cached("DELETE FROM srv_conflicts WHERE status = 'resolved' AND resolved_at < ?");
+    if (!st.ok()) return st.status();
+    UBUZIMA_TRY((*st)->bind(1, before_ms).run());
+    return static_cast<std::int64_t>(m_db.changes());
+}
+
+Result<std::string> SqliteTxn::bump_feed_epoch() {
+    auto current = m_db.query_text("SELECT value FROM srv_meta WHERE key = 'feed_epoch'", {});
+    if (!current.ok()) return current.status();
+    const std::string next = std::to_string(std::atoll(current->value_or("0").c_str()) + 1);
+    auto st = m_db.cached("INSERT INTO srv_meta (key, value) VALUES ('feed_epoch', ?) "
+                          "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+    if (!st.ok()) return st.status();
+    UBUZIMA_TRY((*st)->bind(1, next).run());
+    return next;
 }
 
 Result<std::int64_t> SqliteTxn::insert_conflict(const ConflictRecord& c) {
@@ -241,11 +268,13 @@ Result<std::optional<ConflictRecord>> SqliteTxn::find_conflict(std::int64_t id) 
     return out;
 }
 
-Status SqliteTxn::mark_conflict_resolved(std::int64_t id, const std::string& by, const std::string& version) {
+Status SqliteTxn::mark_conflict_resolved(std::int64_t id, const std::string& by, const std::string& version,
+                                         std::int64_t now_ms) {
     auto st = m_db.cached(
-        "UPDATE srv_conflicts SET status = 'resolved', resolved_by = ?, resolved_version = ? WHERE id = ?");
+        "UPDATE srv_conflicts SET status = 'resolved', resolved_by = ?, resolved_version = ?, resolved_at = ? "
+        "WHERE id = ?");
     if (!st.ok()) return st.status();
-    return (*st)->bind(1, by).bind(2, version).bind(3, id).run();
+    return (*st)->bind(1, by).bind(2, version).bind(3, now_ms).bind(4, id).run();
 }
 
 Status SqliteTxn::save_clock(sync::Hlc last) {

@@ -37,11 +37,12 @@ CREATE TABLE IF NOT EXISTS srv_devices (id TEXT PRIMARY KEY NOT NULL, user_id TE
 CREATE TABLE IF NOT EXISTS srv_throttle (key TEXT PRIMARY KEY NOT NULL, failures INTEGER NOT NULL,
     last_failure INTEGER NOT NULL, blocked_until INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS srv_batches (user_id TEXT NOT NULL, batch_id TEXT NOT NULL,
-    result_json TEXT NOT NULL, PRIMARY KEY (user_id, batch_id));
+    result_json TEXT NOT NULL, created_at INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (user_id, batch_id));
+CREATE INDEX IF NOT EXISTS srv_batches_created ON srv_batches (created_at);
 CREATE TABLE IF NOT EXISTS srv_conflicts (id INTEGER PRIMARY KEY, tbl TEXT NOT NULL, row_id TEXT NOT NULL,
     field TEXT NOT NULL, kept_value TEXT, kept_version TEXT NOT NULL, lost_value TEXT,
     lost_version TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'open', created_at INTEGER NOT NULL,
-    resolved_by TEXT, resolved_version TEXT, scope TEXT);
+    resolved_by TEXT, resolved_version TEXT, scope TEXT, resolved_at INTEGER);
 CREATE INDEX IF NOT EXISTS srv_conflicts_status ON srv_conflicts (status, id);
 CREATE TABLE IF NOT EXISTS srv_audit (seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, actor_user TEXT NOT NULL,
     actor_device TEXT NOT NULL, action TEXT NOT NULL, object TEXT NOT NULL, outcome TEXT NOT NULL,
@@ -86,7 +87,8 @@ Status create_bookkeeping(sql::Database& db) {
     for (const auto& [table, columns] : std::vector<std::pair<std::string, std::vector<std::string>>>{
              {"srv_feed", {"gone INTEGER NOT NULL DEFAULT 0"}},
              {"srv_users", {"updated_at INTEGER NOT NULL DEFAULT 0", "disabled INTEGER NOT NULL DEFAULT 0"}},
-             {"srv_conflicts", {"scope TEXT"}}}) {
+             {"srv_batches", {"created_at INTEGER NOT NULL DEFAULT 0"}},
+             {"srv_conflicts", {"scope TEXT", "resolved_at INTEGER"}}}) {
         auto cols = sql::existing_columns(db, table);
         if (!cols.ok()) return cols.status();
         if (!cols->empty()) UBUZIMA_TRY(sql::add_missing_columns(db, table, columns, *cols));
@@ -102,7 +104,12 @@ Status create_bookkeeping(sql::Database& db) {
                     FROM srv_tokens_before_families GROUP BY device_id);
             DROP TABLE srv_tokens_before_families;)SQL"));
     }
-    return db.exec(kUpgradedIndexesSql);
+    UBUZIMA_TRY(db.exec(kUpgradedIndexesSql));
+    // Batches and resolutions from releases that kept no time start their retention period now.
+    return db.exec(R"SQL(
+        UPDATE srv_batches SET created_at = CAST(strftime('%s', 'now') AS INTEGER) * 1000 WHERE created_at = 0;
+        UPDATE srv_conflicts SET resolved_at = CAST(strftime('%s', 'now') AS INTEGER) * 1000
+            WHERE status = 'resolved' AND resolved_at IS NULL;)SQL");
 }
 
 const std::vector<std::string>& server_extra_columns() {

@@ -43,10 +43,15 @@ public:
                        const std::optional<std::string>& to) override;
     Status write_row(const schema::TableDef& table, const StoredRow& row) override;
     Result<std::optional<std::string>> find_batch(const std::string& user_id, const std::string& batch_id) override;
-    Status save_batch(const std::string& user_id, const std::string& batch_id, const std::string& result_json) override;
+    Status save_batch(const std::string& user_id, const std::string& batch_id, const std::string& result_json,
+                      std::int64_t now_ms) override;
     Result<std::int64_t> insert_conflict(const ConflictRecord& conflict) override;
     Result<std::optional<ConflictRecord>> find_conflict(std::int64_t id) override;
-    Status mark_conflict_resolved(std::int64_t id, const std::string& by, const std::string& version) override;
+    Status mark_conflict_resolved(std::int64_t id, const std::string& by, const std::string& version,
+                                  std::int64_t now_ms) override;
+    Result<std::int64_t> prune_batches(std::int64_t before_ms) override;
+    Result<std::int64_t> prune_resolved_conflicts(std::int64_t before_ms) override;
+    Result<std::string> bump_feed_epoch() override;
     Status save_clock(sync::Hlc last) override;
 
     // sqlite_auth.cpp
