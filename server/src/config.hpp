@@ -55,6 +55,12 @@ struct ServerOptions {
     /// Password checks running at once; more wait (then get 503): PBKDF2 must not starve syncs.
     int hash_concurrency = 2;
     int max_page = 1000;                              ///< rows per pull page, whatever a device asks
+    /// How long a batch's push result is kept to answer a replay without applying it again (after
+    /// that a replay merges once more, a no-op by version). Beyond the refresh lifetime a device
+    /// must log in again anyway.
+    std::int64_t batch_retention_s = 90 * 24 * 3600;
+    /// How long a resolved conflict stays in the journal (open ones always stay).
+    std::int64_t conflict_retention_s = 365 * 24 * 3600;
     LoginThrottle throttle;
     RateLimits rate;
     /// When set and the store has no users, user `admin` is created with this password.

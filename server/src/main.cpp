@@ -14,10 +14,13 @@
 
 #include "api/api.hpp"
 #include "cli/admin_commands.hpp"
+#include "cli/config_file.hpp"
 #include "cli/read_secret.hpp"
 #include "cli/server_args.hpp"
+#include "cli/store_commands.hpp"
 #include "http/listener.hpp"
 #include "http/tls_server.hpp"
+#include "ops/retention.hpp"
 #include "storage/sqlite_store.hpp"
 
 using namespace ubuzima;
@@ -57,10 +60,15 @@ std::optional<std::string> bootstrap_password() {
     return std::nullopt;
 }
 
-int serve(const std::vector<std::string>& args) {
+int serve(const std::vector<std::string>& command_line) {
     ServerOptions options;
     bool help = false;
-    Status parsed = parse_serve_args(args, options, help);
+    auto args = expand_config_file(command_line);
+    if (!args.ok()) {
+        std::fprintf(stderr, "ubuzima-server: %s\n", args.status().message().c_str());
+        return 2;
+    }
+    Status parsed = parse_serve_args(*args, options, help);
     if (help) {
         std::fputs(kServeUsage, stdout);
         return 0;
@@ -96,6 +104,8 @@ int serve(const std::vector<std::string>& args) {
     std::error_code ec;
     std::filesystem::create_directories(options.data_dir, ec);
     if (ec) return fail(Status(ErrorCode::IoError, "cannot create " + options.data_dir + ": " + ec.message()));
+    auto dir_lock = DataDirLock::acquire(options.data_dir);
+    if (!dir_lock.ok()) return fail(dir_lock.status());
 
     if (options.listener == ListenerKind::Cpprest) init_http_threads(options.limits.handler_threads);
     auto store = SqliteStore::open((std::filesystem::path(options.data_dir) / "ubuzima.db").string(), 0, "",
@@ -112,6 +122,8 @@ int serve(const std::vector<std::string>& args) {
     Api* handler = api->get();
     auto listener = open_listener(options.listener, listen, [handler](const http::Request& r) { return handler->handle(r); });
     if (!listener.ok()) return fail(listener.status());
+    // Hourly, and once now: a server that restarts often still prunes.
+    auto retention = std::make_unique<RetentionTask>(**store, options, 3600 * 1000);
     std::printf("ubuzima-server listening on %s\n", (*listener)->url(options.host).c_str());
     if (tls) std::printf("ubuzima-server: TLS certificate %s\n", tls->summary().c_str());
     std::fflush(stdout);
@@ -130,6 +142,7 @@ int serve(const std::vector<std::string>& args) {
     }
     (*listener)->close();  // in-flight requests finish before close() returns
     listener->reset();
+    retention.reset();
     api->reset();
     store->reset();  // closes the database: WAL checkpointed, nothing pending
     return 0;
@@ -142,6 +155,10 @@ int main(int argc, char** argv) {
     if (!args.empty() && is_admin_command(args[0])) {
         const std::string command = args[0];
         return run_admin_command(command, std::vector<std::string>(args.begin() + 1, args.end()));
+    }
+    if (!args.empty() && is_store_command(args[0])) {
+        const std::string command = args[0];
+        return run_store_command(command, std::vector<std::string>(args.begin() + 1, args.end()));
     }
     if (!args.empty() && args[0] == "serve") args.erase(args.begin());
     return serve(args);

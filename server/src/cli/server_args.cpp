@@ -9,6 +9,7 @@ namespace ubuzima::server {
 
 const char* const kServeUsage =
     "usage: ubuzima-server [serve] --data DIR --listen HOST:PORT [options]\n"
+    "  --config FILE                   options as 'key = value' lines (keys: these flags without --); flags override\n"
     "  --tls-cert FILE --tls-key FILE  serve HTTPS (PEM; the cert file may hold the chain); SIGHUP reloads them\n"
     "  --insecure-http                 allow plain HTTP on an address other than loopback (not for production)\n"
     "  --listener cpprest|beast        the HTTP listener (default cpprest; beast enforces the timeouts and caps)\n"
@@ -19,6 +20,8 @@ const char* const kServeUsage =
     "  --clock-skew-ms N               versions further ahead are refused (default 300000)\n"
     "  --pbkdf2-iterations N           password hashing cost (default 600000)\n"
     "  --max-page N                    rows per pull page at most (default 1000)\n"
+    "  --batch-retention-days N        keep push results for replays this long (default 90)\n"
+    "  --conflict-retention-days N     keep resolved conflicts this long (default 365; open ones stay)\n"
     "  --rate-per-device N             requests per second per device, 0 = no limit (default 10, burst 6x)\n"
     "  --rate-per-address N            requests per second per client address (default 100, burst 6x)\n"
     "  --max-connections N             open connections at once (beast; default 1024)\n"
@@ -36,6 +39,9 @@ const char* const kServeUsage =
     "  ubuzima-server device revoke DEVICE_ID --data DIR\n"
     "  ubuzima-server audit head --data DIR\n"
     "  ubuzima-server audit verify --data DIR [--head 'ubuzima-audit-head N HASH' | --head-file FILE]\n"
+    "  ubuzima-server backup --data DIR --to FILE     online copy of the store (the server may run)\n"
+    "  ubuzima-server restore --from FILE --data DIR  the server stopped; the old store is kept aside, devices re-pull\n"
+    "  ubuzima-server epoch bump --data DIR           devices re-pull everything (after restoring files by other means)\n"
     "  passwords are typed at the terminal, or read from UBUZIMA_PASSWORD or standard input; never arguments.\n";
 
 namespace {
@@ -103,6 +109,10 @@ Status parse_serve_args(const std::vector<std::string>& args, ServerOptions& o, 
             o.pbkdf2_iterations = static_cast<int>(n);
         } else if (arg == "--max-page" && parse_int(value, 1, 5000, n)) {
             o.max_page = static_cast<int>(n);
+        } else if (arg == "--batch-retention-days" && parse_int(value, 1, 36500, n)) {
+            o.batch_retention_s = n * kDay;
+        } else if (arg == "--conflict-retention-days" && parse_int(value, 1, 36500, n)) {
+            o.conflict_retention_s = n * kDay;
         } else if (arg == "--rate-per-device" && parse_int(value, 0, 1'000'000, n)) {
             o.rate.per_device_per_s = static_cast<double>(n);
             o.rate.per_device_burst = static_cast<double>(n) * 6;
