@@ -127,16 +127,24 @@ double percentile(std::vector<double> v, double p) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::string url, admin_password, run = "r";
+    // --url may repeat: several server processes on one database, device i syncing through
+    // urls[i % n] (as a load balancer without sticky sessions would spread them).
+    std::vector<std::string> urls;
+    std::string admin_password, run = "r";
     int devices = 100, records = 20;
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string arg = argv[i];
-        if (arg == "--url") url = argv[i + 1];
+        if (arg == "--url") urls.push_back(argv[i + 1]);
         else if (arg == "--admin-password") admin_password = argv[i + 1];
         else if (arg == "--devices") devices = std::atoi(argv[i + 1]);
         else if (arg == "--records") records = std::atoi(argv[i + 1]);
         else if (arg == "--run") run = argv[i + 1];
     }
+    if (urls.empty()) {
+        std::fprintf(stderr, "bench_load: --url is required\n");
+        return 1;
+    }
+    const std::string& url = urls.front();
     try {
         std::vector<Device> fleet(static_cast<std::size_t>(devices));
         const std::string token = bench::admin_token(url, admin_password);
@@ -147,14 +155,15 @@ int main(int argc, char** argv) {
             d.node = sync::new_node_id();
             bench::ensure_user(url, token, d.user, "load-pass-1", "assessor", {kFacilities[i % 10]});
             const bench::SimpleResponse r =
-                bench::http_post(url + "/v1/auth/login", json{{"username", d.user}, {"password", "load-pass-1"},
+                bench::http_post(urls[static_cast<std::size_t>(i) % urls.size()] + "/v1/auth/login", json{{"username", d.user}, {"password", "load-pass-1"},
                                                               {"device_id", sync::to_hex16(d.node)}}.dump());
             if (r.status != 200) throw std::runtime_error("login failed: " + r.body);
             d.token = json::parse(r.body).at("access_token").get<std::string>();
         }
         StartGate gate;
         std::vector<std::thread> threads;
-        for (Device& d : fleet) threads.emplace_back([&] { run_device(url, d, records, gate, devices); });
+        for (Device& d : fleet)
+            threads.emplace_back([&] { run_device(urls[static_cast<std::size_t>(d.index) % urls.size()], d, records, gate, devices); });
         for (std::thread& t : threads) t.join();
         // Wall time of the timed phase: from the gate to the last device done (the slowest sync).
         std::vector<double> all, syncs;
@@ -171,6 +180,7 @@ int main(int argc, char** argv) {
         const double wall_s = *std::max_element(syncs.begin(), syncs.end()) / 1000.0;
         bench::emit({{"bench", "load"},
                      {"devices", devices},
+                     {"servers", urls.size()},
                      {"records_per_device", records},
                      {"requests", requests},
                      {"wall_s", wall_s},
