@@ -58,7 +58,9 @@ void ServerProcess::start(int port) {
         close(out[1]);
         setenv("UBUZIMA_ADMIN_PASSWORD", m_admin_password.c_str(), 1);
         // Fast hashing and no request limits unless a test asks (later flags win).
-        std::vector<std::string> args = {UBUZIMA_SERVER_BIN, "--data", m_data_dir, "--listen", listen,
+        // A libpq URI instead of a directory: the PostgreSQL backend.
+        const bool database_url = m_data_dir.rfind("postgresql://", 0) == 0;
+        std::vector<std::string> args = {UBUZIMA_SERVER_BIN, database_url ? "--db" : "--data", m_data_dir, "--listen", listen,
                                          "--pbkdf2-iterations", "1000", "--rate-per-device", "0"};
         args.insert(args.end(), m_extra_args.begin(), m_extra_args.end());
         std::vector<char*> argv;

@@ -27,6 +27,7 @@ private:
 /// The server as a child process. start() blocks until it prints its listening line.
 class ServerProcess {
 public:
+    /// `data_dir`: the --data directory, or a "postgresql://..." URI given as --db.
     explicit ServerProcess(std::string data_dir, std::string admin_password = "admin-secret-1");
     ~ServerProcess();
     ServerProcess(const ServerProcess&) = delete;
