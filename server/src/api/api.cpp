@@ -173,7 +173,8 @@ http::Response Api::dispatch(const http::Request& request, RequestNote& note, bo
     const std::vector<std::string> segments = http::split_path(request.raw_path);
     http::Router::Match match = m_router.match(request.method, segments);
     const std::string shown = http::display_path(request.raw_path);
-    if (ops_surface && match.id && !serves_on_ops_listener(m_routes[*match.id].pattern)) match = {};
+    // The metrics listener knows no other route, not even to answer 405 for one.
+    if (ops_surface && (!match.id || !serves_on_ops_listener(m_routes[*match.id].pattern))) match = {};
     if (match.id) note.route = &m_routes[*match.id];
     // A front proxy on this machine makes every client 127.0.0.1: address limits would throttle
     // everyone at once, so loopback peers are limited per device only (docs/SECURITY.md). The

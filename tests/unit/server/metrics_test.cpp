@@ -229,6 +229,7 @@ TEST_CASE("/metrics is for admins on the main listener, open on the metrics list
     CHECK(s.api->handle_ops(get("/v1/health")).status == 200);
     CHECK(s.api->handle_ops(get("/v1/admin/users")).status == 404);
     CHECK(s.api->handle_ops(get("/v1/conflicts")).status == 404);
+    CHECK(s.api->handle_ops(get("/v1/sync")).status == 404);  // a POST route: not even 405 there
 }
 
 TEST_CASE("health: live needs nothing, ready needs a readable store", "[metrics][server]") {
