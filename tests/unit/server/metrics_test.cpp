@@ -9,6 +9,7 @@
 #include <sstream>
 #include <thread>
 
+#include "cli/server_args.hpp"
 #include "ops/access_log.hpp"
 #include "ops/metrics.hpp"
 #include "server_test_support.hpp"
@@ -324,4 +325,40 @@ TEST_CASE("access log: escaping and the time format", "[metrics]") {
     CHECK(j["user"].is_null());
     CHECK(j["address"].is_null());
     CHECK(j["bytes_out"].is_null());
+}
+
+TEST_CASE("--metrics-listen and --access-log on the command line", "[metrics]") {
+    const auto parse = [](std::vector<std::string> extra, ServerOptions& o) {
+        std::vector<std::string> args = {"--data", "/tmp/x", "--listen", "127.0.0.1:8080"};
+        args.insert(args.end(), extra.begin(), extra.end());
+        bool help = false;
+        return parse_serve_args(args, o, help);
+    };
+    std::vector<std::string> warnings;
+    ServerOptions defaults;
+    REQUIRE(parse({}, defaults).ok());
+    CHECK(defaults.metrics_host.empty());  // no metrics listener unless asked
+    CHECK(defaults.access_log == "-");
+
+    ServerOptions local;
+    REQUIRE(parse({"--metrics-listen", ":9464", "--access-log", "off"}, local).ok());
+    CHECK(local.metrics_host == "127.0.0.1");
+    CHECK(local.metrics_port == 9464);
+    CHECK(local.access_log == "off");
+    REQUIRE(check_serve_options(local, warnings).ok());
+    CHECK(warnings.empty());
+
+    ServerOptions internal;
+    REQUIRE(parse({"--metrics-listen", "10.0.5.12:9464"}, internal).ok());
+    REQUIRE(check_serve_options(internal, warnings).ok());
+    REQUIRE(warnings.size() == 1);
+    CHECK(warnings[0].find("internal") != std::string::npos);
+
+    for (const char* wildcard : {"0.0.0.0:9464", "[::]:9464"}) {
+        ServerOptions open;
+        REQUIRE(parse({"--metrics-listen", wildcard}, open).ok());
+        CHECK_FALSE(check_serve_options(open, warnings).ok());
+    }
+    ServerOptions bad;
+    CHECK_FALSE(parse({"--metrics-listen", "9464"}, bad).ok());
 }
