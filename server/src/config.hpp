@@ -76,6 +76,11 @@ struct ServerOptions {
     std::string tls_cert;
     std::string tls_key;
     bool insecure_http = false;  ///< allow plain HTTP on an address other than loopback
+    /// --metrics-listen: the internal plain-HTTP listener for /metrics and health; empty = none.
+    std::string metrics_host;
+    int metrics_port = 0;
+    /// --access-log: "-" = standard error, "off", or a file appended to (ops/access_log.hpp).
+    std::string access_log = "-";
 };
 
 }  // namespace ubuzima::server

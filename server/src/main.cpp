@@ -113,6 +113,9 @@ int serve(const std::vector<std::string>& command_line) {
     if (!store.ok()) return fail(store.status());
     auto api = Api::create(**store, options);
     if (!api.ok()) return fail(api.status());
+    auto access_log = ops::AccessLog::open(options.access_log);
+    if (!access_log.ok()) return fail(access_log.status());
+    (*api)->set_access_log(std::move(*access_log));
 
     ListenOptions listen;
     listen.host = options.host;
@@ -124,6 +127,19 @@ int serve(const std::vector<std::string>& command_line) {
     if (!listener.ok()) return fail(listener.status());
     // Hourly, and once now: a server that restarts often still prunes.
     auto retention = std::make_unique<RetentionTask>(**store, options, 3600 * 1000);
+    // The internal metrics listener: plain HTTP, only /metrics and health (Api::handle_ops).
+    std::unique_ptr<HttpListener> metrics_listener;
+    if (!options.metrics_host.empty()) {
+        ListenOptions ml;
+        ml.host = options.metrics_host;
+        ml.port = options.metrics_port;
+        ml.limits = options.limits;
+        auto opened = open_listener(options.listener, ml, [handler](const http::Request& r) { return handler->handle_ops(r); });
+        if (!opened.ok()) return fail(opened.status());
+        metrics_listener = std::move(*opened);
+        // Printed before the "listening on" line, which tells a supervisor start-up is complete.
+        std::printf("ubuzima-server metrics on %s/metrics\n", metrics_listener->url(options.metrics_host).c_str());
+    }
     std::printf("ubuzima-server listening on %s\n", (*listener)->url(options.host).c_str());
     if (tls) std::printf("ubuzima-server: TLS certificate %s\n", tls->summary().c_str());
     std::fflush(stdout);
@@ -140,9 +156,11 @@ int serve(const std::vector<std::string>& command_line) {
         if (reloaded.ok()) std::fprintf(stderr, "ubuzima-server: SIGHUP: TLS certificate reloaded: %s\n", tls->summary().c_str());
         else std::fprintf(stderr, "ubuzima-server: SIGHUP: keeping the old certificate: %s\n", reloaded.to_string().c_str());
     }
+    if (metrics_listener) metrics_listener->close();  // before the Api its handler calls goes away
     (*listener)->close();  // in-flight requests finish before close() returns
     listener->reset();
     retention.reset();
+    metrics_listener.reset();
     api->reset();
     store->reset();  // closes the database: WAL checkpointed, nothing pending
     return 0;

@@ -57,11 +57,12 @@ void ServerProcess::start(int port) {
         close(out[0]);
         close(out[1]);
         setenv("UBUZIMA_ADMIN_PASSWORD", m_admin_password.c_str(), 1);
-        // Fast hashing and no request limits unless a test asks (later flags win).
+        // Fast hashing, no request limits and no access log unless a test asks (later flags win).
         // A libpq URI instead of a directory: the PostgreSQL backend.
         const bool database_url = m_data_dir.rfind("postgresql://", 0) == 0;
         std::vector<std::string> args = {UBUZIMA_SERVER_BIN, database_url ? "--db" : "--data", m_data_dir, "--listen", listen,
-                                         "--pbkdf2-iterations", "1000", "--rate-per-device", "0"};
+                                         "--pbkdf2-iterations", "1000", "--rate-per-device", "0",
+                                         "--access-log", "off"};
         args.insert(args.end(), m_extra_args.begin(), m_extra_args.end());
         std::vector<char*> argv;
         for (std::string& a : args) argv.push_back(a.data());
@@ -74,8 +75,16 @@ void ServerProcess::start(int port) {
     FILE* child_out = fdopen(out[0], "r");
     char line[512];
     const std::string marker = "listening on ";
+    const std::string metrics_marker = "metrics on ";  // printed before the listening line
+    m_metrics_url.clear();
     while (fgets(line, sizeof line, child_out)) {
         std::string s(line);
+        if (auto m = s.find(metrics_marker); m != std::string::npos) {
+            m_metrics_url = s.substr(m + metrics_marker.size());
+            while (!m_metrics_url.empty() && (m_metrics_url.back() == '\n' || m_metrics_url.back() == '\r'))
+                m_metrics_url.pop_back();
+            continue;
+        }
         auto at = s.find(marker);
         if (at == std::string::npos) continue;
         std::string url = s.substr(at + marker.size());

@@ -42,9 +42,12 @@ public:
     bool running() const { return m_pid > 0; }
 
     const std::string& url() const { return m_url; }
+    /// "http://127.0.0.1:PORT/metrics" when started with --metrics-listen, else "".
+    const std::string& metrics_url() const { return m_metrics_url; }
     int port() const { return m_port; }
     const std::string& admin_password() const { return m_admin_password; }
-    /// Extra command-line flags for the next start() ("--access-ttl", "1", ...).
+    /// Extra command-line flags for the next start() ("--access-ttl", "1", ...). The access log
+    /// is off unless they give --access-log (a line per request would bury the test output).
     void set_extra_args(std::vector<std::string> args) { m_extra_args = std::move(args); }
     /// Sends a signal to the running server (SIGHUP reloads its TLS certificate).
     void signal(int sig);
@@ -55,6 +58,7 @@ private:
     pid_t m_pid = -1;
     int m_port = 0;
     std::string m_url;
+    std::string m_metrics_url;
     std::vector<std::string> m_extra_args;
 };
 

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -42,6 +43,12 @@ http::Response finish(const http::Request& request, http::Response response) {
 
 std::int64_t retry_seconds(std::int64_t ms) { return ms <= 0 ? 1 : (ms + 999) / 1000; }
 
+// The internal metrics listener answers only these: a scraper and a load balancer need nothing else.
+bool serves_on_ops_listener(const std::string& pattern) {
+    return pattern == "/metrics" || pattern == "/v1/health" || pattern == "/v1/health/live" ||
+           pattern == "/v1/health/ready";
+}
+
 bool is_json_media(const std::string& content_type) {
     const std::string base = content_type.substr(0, content_type.find(';'));
     std::string lower;
@@ -76,6 +83,9 @@ Result<std::unique_ptr<Api>> Api::create(ServerStore& store, ServerOptions optio
 
 Api::Api(ServerStore& store, ServerOptions options)
     : m_options(std::move(options)),
+      m_counters(m_metrics),
+      m_started_ms(std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch()).count()),
       m_store(store),
       m_clock(m_options.wall, store.saved_clock()),
       m_auth(store, m_options),
@@ -86,6 +96,8 @@ Api::Api(ServerStore& store, ServerOptions options)
     add_auth_routes();
     add_sync_routes();
     add_admin_routes();
+    add_ops_routes();
+    add_ops_gauges();
 }
 
 void Api::add(Route route) {
@@ -97,35 +109,83 @@ void Api::add(Route route) {
     m_routes.push_back(std::move(route));
 }
 
-http::Response Api::handle(const http::Request& request) noexcept {
+http::Response Api::handle(const http::Request& request) noexcept { return serve(request, false); }
+
+http::Response Api::handle_ops(const http::Request& request) noexcept { return serve(request, true); }
+
+http::Response Api::serve(const http::Request& request, bool ops_surface) noexcept {
+    const auto started = std::chrono::steady_clock::now();
+    const std::int64_t arrived_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch()).count();
+    RequestNote note;
+    http::Response response = http::internal_error();
     try {
-        http::Response response = dispatch(request);
+        response = dispatch(request, note, ops_surface);
         if (response.status >= 500) {
             std::fprintf(stderr, "ubuzima-server: %s %s -> %d %s\n", request.method.c_str(),
                          http::display_path(request.raw_path).c_str(), response.status, response.body.c_str());
         }
-        return finish(request, std::move(response));
+        response = finish(request, std::move(response));
     } catch (const std::exception& e) {
         std::fprintf(stderr, "ubuzima-server: %s %s threw: %s\n", request.method.c_str(),
                      http::display_path(request.raw_path).c_str(), e.what());
+        response = http::internal_error();
     } catch (...) {
         std::fprintf(stderr, "ubuzima-server: %s threw\n", request.method.c_str());
+        response = http::internal_error();
     }
-    return http::internal_error();
+    const std::chrono::duration<double> took = std::chrono::steady_clock::now() - started;
+    observe(request, response, note, arrived_ms, took.count());
+    return response;
 }
 
-http::Response Api::dispatch(const http::Request& request) {
+void Api::observe(const http::Request& request, const http::Response& response, const RequestNote& note,
+                  std::int64_t arrived_ms, double seconds) noexcept {
+    try {
+        const std::string method = ops::method_label(request.method);
+        const std::string route = note.route ? note.route->pattern : ops::kUnmatchedRoute;
+        m_counters.requests.with({method, route, std::to_string(response.status)}).inc();
+        m_counters.duration.with({method, route}).observe(seconds);
+        if (!m_access_log || !m_access_log->enabled()) return;
+        ops::AccessRecord r;
+        r.ts_ms = arrived_ms;
+        r.method = method;
+        r.route = route;
+        r.status = response.status;
+        r.duration_ms = seconds * 1000;
+        r.user = note.user_id;
+        r.device = note.device_id;
+        r.rows_in = note.rows_in;
+        r.rows_out = note.rows_out;
+        r.bytes_in = static_cast<std::int64_t>(request.body.size());
+        r.bytes_out = response.stream ? -1 : static_cast<std::int64_t>(response.body.size());
+        r.address = request.remote_address;
+        m_access_log->write(r);
+    } catch (...) {
+        // out of memory while counting: the answer still goes out
+    }
+}
+
+http::Response Api::dispatch(const http::Request& request, RequestNote& note, bool ops_surface) {
     const std::int64_t now = m_options.wall();
+    // Routing first, only to know the route for the metrics; the address limit still answers
+    // before anything else is looked at.
+    const std::vector<std::string> segments = http::split_path(request.raw_path);
+    http::Router::Match match = m_router.match(request.method, segments);
+    const std::string shown = http::display_path(request.raw_path);
+    // The metrics listener knows no other route, not even to answer 405 for one.
+    if (ops_surface && (!match.id || !serves_on_ops_listener(m_routes[*match.id].pattern))) match = {};
+    if (match.id) note.route = &m_routes[*match.id];
     // A front proxy on this machine makes every client 127.0.0.1: address limits would throttle
-    // everyone at once, so loopback peers are limited per device only (docs/SECURITY.md).
-    if (!request.remote_address.empty() && !is_loopback_host(request.remote_address)) {
-        if (const std::int64_t wait = m_address_limit.take(request.remote_address, now))
+    // everyone at once, so loopback peers are limited per device only (docs/SECURITY.md). The
+    // internal metrics listener is for a scraper, not for clients: no limit there.
+    if (!ops_surface && !request.remote_address.empty() && !is_loopback_host(request.remote_address)) {
+        if (const std::int64_t wait = m_address_limit.take(request.remote_address, now)) {
+            m_counters.rate_limited.with({"address"}).inc();
             return error_response(Status(ErrorCode::RateLimited, "too many requests from this address"),
                                   retry_seconds(wait));
+        }
     }
-    const std::vector<std::string> segments = http::split_path(request.raw_path);
-    const http::Router::Match match = m_router.match(request.method, segments);
-    const std::string shown = http::display_path(request.raw_path);
     if (!match.path_known) return error_response(Status(ErrorCode::NotFound, "no route " + shown));
     if (!match.id) {
         // Every method no route declares, TRACE and OPTIONS included (cpprestsdk's own TRACE
@@ -164,15 +224,25 @@ http::Response Api::dispatch(const http::Request& request) {
                                      "Content-Encoding " + encoding + " is not accepted on " + route.pattern));
 
     std::optional<AuthUser> user;
-    if (!route.roles.empty()) {
+    // On the internal metrics listener the interface is the access control (docs/OPERATIONS.md).
+    if (!route.roles.empty() && !ops_surface) {
         auto who = m_auth.authenticate(request.header("authorization"));
-        if (!who.ok()) return error_response(who.status());
-        if (!route.roles.has(who->role))
+        if (!who.ok()) {
+            count_auth_failure("bearer", who.status());
+            return error_response(who.status());
+        }
+        note.user_id = who->id;
+        note.device_id = who->device_id;
+        if (!route.roles.has(who->role)) {
+            count_auth_failure("role", Status(ErrorCode::Forbidden, ""));
             return error_response(Status(ErrorCode::Forbidden, "only " + route.roles.to_string() + " may " +
                                                                    request.method + " " + route.pattern));
-        if (const std::int64_t wait = m_device_limit.take(who->device_id, now))
+        }
+        if (const std::int64_t wait = m_device_limit.take(who->device_id, now)) {
+            m_counters.rate_limited.with({"device"}).inc();
             return error_response(Status(ErrorCode::RateLimited, "too many requests from this device"),
                                   retry_seconds(wait));
+        }
         user = std::move(*who);
     }
 
@@ -184,7 +254,7 @@ http::Response Api::dispatch(const http::Request& request) {
         inflated = std::move(*out);
         body = inflated;
     }
-    Call call{request, user ? &*user : nullptr, body, match.params};
+    Call call{request, user ? &*user : nullptr, body, match.params, note};
     return (this->*route.handler)(call);
 }
 

@@ -50,7 +50,12 @@ http::Response Api::login(const Call& call) {
         if (!s.ok()) return error_response(s);
     RetryHint hint;
     auto grant = m_auth.login(*username, *password, *device, call.request.remote_address, &hint);
-    if (!grant.ok()) return error_response(grant.status(), hint.retry_after_s);
+    if (!grant.ok()) {
+        count_auth_failure("login", grant.status());
+        return error_response(grant.status(), hint.retry_after_s);
+    }
+    call.note.user_id = grant->user.id;
+    call.note.device_id = *device;
     return grant_response(*grant);
 }
 
@@ -62,7 +67,12 @@ http::Response Api::refresh(const Call& call) {
     for (const Status& s : {token.status(), device.status()})
         if (!s.ok()) return error_response(s);
     auto grant = m_auth.refresh(*token, *device, call.request.remote_address);
-    if (!grant.ok()) return error_response(grant.status());
+    if (!grant.ok()) {
+        count_auth_failure("refresh", grant.status());
+        return error_response(grant.status());
+    }
+    call.note.user_id = grant->user.id;
+    call.note.device_id = *device;
     return grant_response(*grant);
 }
 

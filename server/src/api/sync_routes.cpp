@@ -1,5 +1,6 @@
 // Ubuzima Sync — MIT licence.
 // The sync round trip and conflict review.
+#include <algorithm>
 #include <charconv>
 
 #include "api/api.hpp"
@@ -31,8 +32,16 @@ void Api::add_sync_routes() {
 http::Response Api::sync(const Call& call) {
     auto request = sync::decode_sync_request(call.body);
     if (!request.ok()) return error_response(request.status());
+    call.note.rows_in = request->batch ? static_cast<std::int64_t>(request->batch->changes.size()) : 0;
     auto response = m_sync.sync(*call.user, *request, call.request.remote_address);
     if (!response.ok()) return error_response(response.status());
+    call.note.rows_out = static_cast<std::int64_t>(response->changes.size());
+    m_counters.rows_pulled.inc(response->changes.size());
+    if (response->push) {
+        m_counters.rows_pushed.inc(static_cast<std::uint64_t>(std::max(0, response->push->applied)));
+        m_counters.conflicts.inc(response->push->conflicts.size());
+        m_counters.rejected.inc(response->push->rejected.size());
+    }
     return json_response(200, sync::encode_sync_response(*response));
 }
 

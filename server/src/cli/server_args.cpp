@@ -29,6 +29,10 @@ const char* const kServeUsage =
     "  --header-timeout-ms N           to receive a request's headers (beast; default 10000)\n"
     "  --body-timeout-ms N             to receive a request's body (beast; default 60000)\n"
     "  --idle-timeout-ms N             keep-alive connections idle longer are closed (beast; default 30000)\n"
+    "  --metrics-listen HOST:PORT      plain-HTTP listener with only GET /metrics (no token) and /v1/health*;\n"
+    "                                  for a Prometheus scraper: bind it to loopback or an INTERNAL interface's\n"
+    "                                  address (wildcards 0.0.0.0 and :: are refused); the URL is printed on start\n"
+    "  --access-log -|off|FILE         one JSON line per request to stderr (default), nowhere, or appended to FILE\n"
     "  PORT 0 picks a free port. UBUZIMA_ADMIN_PASSWORD (or the file UBUZIMA_ADMIN_PASSWORD_FILE names)\n"
     "  creates user 'admin' in an empty store.\n"
     "other commands (on the data directory, for an operator at the console):\n"
@@ -51,6 +55,17 @@ bool parse_int(const std::string& text, long long min, long long max, long long&
     errno = 0;
     out = std::strtoll(text.c_str(), &end, 10);
     return errno == 0 && end != text.c_str() && *end == '\0' && out >= min && out <= max;
+}
+
+// "HOST:PORT", "[v6]:PORT" or ":PORT" (loopback).
+bool parse_host_port(const std::string& value, std::string& host, int& port) {
+    const std::size_t colon = value.rfind(':');
+    long long n = 0;
+    if (colon == std::string::npos || !parse_int(value.substr(colon + 1), 0, 65535, n)) return false;
+    host = colon == 0 ? "127.0.0.1" : value.substr(0, colon);
+    if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    port = static_cast<int>(n);
+    return !host.empty();
 }
 
 Status bad(const std::string& arg, const std::string& value) {
@@ -86,6 +101,12 @@ Status parse_serve_args(const std::vector<std::string>& args, ServerOptions& o, 
             if (o.host.size() > 2 && o.host.front() == '[' && o.host.back() == ']') o.host = o.host.substr(1, o.host.size() - 2);
             o.port = static_cast<int>(n);
             have_listen = true;
+        } else if (arg == "--metrics-listen") {
+            if (!parse_host_port(value, o.metrics_host, o.metrics_port))
+                return Status(ErrorCode::InvalidArgument, "--metrics-listen wants HOST:PORT, got " + value);
+        } else if (arg == "--access-log") {
+            if (value.empty()) return bad(arg, value);
+            o.access_log = value;
         } else if (arg == "--tls-cert") {
             o.tls_cert = value;
         } else if (arg == "--tls-key") {
@@ -151,6 +172,16 @@ Status check_serve_options(const ServerOptions& o, std::vector<std::string>& war
     if (!tls && !loopback)
         warnings.push_back("serving plain HTTP on " + o.host +
                            " (--insecure-http): only behind a proxy that terminates TLS on this machine");
+    // /metrics answers anyone who reaches that listener: it must be an address only the
+    // monitoring network reaches, never "every interface".
+    if (!o.metrics_host.empty() && !is_loopback_host(o.metrics_host)) {
+        if (o.metrics_host == "0.0.0.0" || o.metrics_host == "::" || o.metrics_host == "*")
+            return Status(ErrorCode::InvalidArgument,
+                          "refusing --metrics-listen on every interface (" + o.metrics_host +
+                              "): /metrics has no authentication; give loopback or an internal interface's address");
+        warnings.push_back("unauthenticated /metrics on " + o.metrics_host +
+                           ": that address must be reachable only from the internal (monitoring) network");
+    }
     if (!loopback && o.listener == ListenerKind::Cpprest)
         warnings.push_back("the cpprest listener has no header/idle timeouts and no connection cap (docs/SECURITY.md): "
                            "on the open internet use --listener beast or a front proxy");
