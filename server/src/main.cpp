@@ -18,7 +18,7 @@
 #include "cli/server_args.hpp"
 #include "http/listener.hpp"
 #include "http/tls_server.hpp"
-#include "storage/sqlite_store.hpp"
+#include "storage/open_store.hpp"
 
 using namespace ubuzima;
 using namespace ubuzima::server;
@@ -93,13 +93,14 @@ int serve(const std::vector<std::string>& args) {
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
     raise_file_limit();
 
-    std::error_code ec;
-    std::filesystem::create_directories(options.data_dir, ec);
-    if (ec) return fail(Status(ErrorCode::IoError, "cannot create " + options.data_dir + ": " + ec.message()));
+    if (!options.db_url) {
+        std::error_code ec;
+        std::filesystem::create_directories(options.data_dir, ec);
+        if (ec) return fail(Status(ErrorCode::IoError, "cannot create " + options.data_dir + ": " + ec.message()));
+    }
 
     if (options.listener == ListenerKind::Cpprest) init_http_threads(options.limits.handler_threads);
-    auto store = SqliteStore::open((std::filesystem::path(options.data_dir) / "ubuzima.db").string(), 0, "",
-                                   options.schema);
+    auto store = open_server_store(options.data_dir, options.db_url, options.pool_size, options.schema, false);
     if (!store.ok()) return fail(store.status());
     auto api = Api::create(**store, options);
     if (!api.ok()) return fail(api.status());
