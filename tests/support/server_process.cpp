@@ -58,7 +58,8 @@ void ServerProcess::start(int port) {
         close(out[1]);
         setenv("UBUZIMA_ADMIN_PASSWORD", m_admin_password.c_str(), 1);
         // Fast hashing and no request limits unless a test asks (later flags win).
-        std::vector<std::string> args = {UBUZIMA_SERVER_BIN, "--data", m_data_dir, "--listen", listen,
+        std::vector<std::string> args = {UBUZIMA_SERVER_BIN, m_db_url.empty() ? "--data" : "--db",
+                                         m_db_url.empty() ? m_data_dir : m_db_url, "--listen", listen,
                                          "--pbkdf2-iterations", "1000", "--rate-per-device", "0"};
         args.insert(args.end(), m_extra_args.begin(), m_extra_args.end());
         std::vector<char*> argv;

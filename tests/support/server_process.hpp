@@ -45,6 +45,8 @@ public:
     const std::string& admin_password() const { return m_admin_password; }
     /// Extra command-line flags for the next start() ("--access-ttl", "1", ...).
     void set_extra_args(std::vector<std::string> args) { m_extra_args = std::move(args); }
+    /// Serve the PostgreSQL store at `url` (--db) instead of the data folder, from the next start().
+    void set_db_url(std::string url) { m_db_url = std::move(url); }
     /// Sends a signal to the running server (SIGHUP reloads its TLS certificate).
     void signal(int sig);
 
@@ -55,6 +57,7 @@ private:
     int m_port = 0;
     std::string m_url;
     std::vector<std::string> m_extra_args;
+    std::string m_db_url;
 };
 
 /// Runs `ubuzima-server args...` to its exit (killed after `timeout_ms`): for starts that must
