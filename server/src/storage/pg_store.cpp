@@ -187,6 +187,10 @@ Status PgStore::init() {
     UBUZIMA_TRY(db.exec("BEGIN"));
     Status s = [&]() -> Status {
         UBUZIMA_TRY(db.exec(kDdlLockSql));
+        // And the writer lock: no write of a running process is in flight while the DDL takes
+        // its table locks (a writer holding one table and waiting for another could otherwise
+        // deadlock with it), and the epoch and node bookkeeping below is one more serial write.
+        UBUZIMA_TRY(db.exec(kWriterLockSql));
         UBUZIMA_TRY(pg_create_bookkeeping(db));
         UBUZIMA_TRY(pg_ensure_tables(db, *m_schema));
         auto epoch = meta_get(db, "feed_epoch");
