@@ -102,20 +102,6 @@ private:
 };
 #endif
 
-/// Opens the store of a fixture: PostgreSQL when on_postgres(), else SQLite at `sqlite_path`.
-inline std::unique_ptr<ServerStore> open_test_store(const std::string& sqlite_path, [[maybe_unused]] const void* pg_db) {
-#ifdef UBUZIMA_WITH_POSTGRESQL
-    if (pg_db) {
-        auto s = PgStore::open(pg_test_url(), static_cast<const PgTestDatabase*>(pg_db)->options());
-        if (!s.ok()) throw std::runtime_error(s.status().to_string());
-        return std::move(*s);
-    }
-#endif
-    auto s = SqliteStore::open(sqlite_path);
-    if (!s.ok()) throw std::runtime_error(s.status().to_string());
-    return std::move(*s);
-}
-
 /// Skips the rest of a test that is about SQLite files (an upgrade of an older release's file):
 /// PostgreSQL stores have no such past. The list is kept short (docs/ARCHITECTURE.md).
 #define UBUZIMA_SQLITE_ONLY(why)                                                  \
@@ -162,11 +148,7 @@ public:
     TestServer& operator=(const TestServer&) = delete;
 
     void open() {
-#ifdef UBUZIMA_WITH_POSTGRESQL
-        store = open_test_store((m_dir / "ubuzima.db").string(), m_pg.get());
-#else
-        store = open_test_store((m_dir / "ubuzima.db").string(), nullptr);
-#endif
+        store = open_store();
         auto a = Api::create(*store, options);
         if (!a.ok()) throw std::runtime_error(a.status().to_string());
         api = std::move(*a);
@@ -300,6 +282,20 @@ public:
     std::unique_ptr<Api> api;
 
 private:
+    /// PostgreSQL on the fixture's database when on_postgres(), else SQLite in its folder.
+    std::unique_ptr<ServerStore> open_store() {
+#ifdef UBUZIMA_WITH_POSTGRESQL
+        if (m_pg) {
+            auto s = PgStore::open(pg_test_url(), m_pg->options());
+            if (!s.ok()) throw std::runtime_error(s.status().to_string());
+            return std::move(*s);
+        }
+#endif
+        auto s = SqliteStore::open(db_path());
+        if (!s.ok()) throw std::runtime_error(s.status().to_string());
+        return std::move(*s);
+    }
+
 #ifdef UBUZIMA_WITH_POSTGRESQL
     std::unique_ptr<PgTestDatabase> m_pg;
 #endif
