@@ -3,7 +3,7 @@
 set -euo pipefail
 
 packages=(build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
-          libsqlite3-dev sqlite3 libcurl4-openssl-dev libcpprest-dev libssl-dev zlib1g-dev
+          libsqlite3-dev sqlite3 libpq-dev postgresql-15 postgresql-client-15 libcurl4-openssl-dev libcpprest-dev libssl-dev zlib1g-dev
           nlohmann-json3-dev catch2 curl python3 python3-prometheus-client)
 
 missing=()

@@ -40,7 +40,10 @@ struct RateLimits {
 };
 
 struct ServerOptions {
-    std::string data_dir;                             ///< holds ubuzima.db
+    std::string data_dir;                             ///< holds ubuzima.db (SQLite store)
+    /// PostgreSQL store instead (--db): a libpq connection URI; "postgresql://" = the PG* environment.
+    std::optional<std::string> db_url;
+    int pool_size = 8;                                ///< PostgreSQL connections of this process
     std::string host = "127.0.0.1";
     int port = 8080;                                  ///< 0 = pick a free port
     std::size_t max_body_bytes = 32u * 1024 * 1024;   ///< sync bodies, before and after gunzip

@@ -21,7 +21,7 @@
 #include "http/listener.hpp"
 #include "http/tls_server.hpp"
 #include "ops/retention.hpp"
-#include "storage/sqlite_store.hpp"
+#include "storage/open_store.hpp"
 
 using namespace ubuzima;
 using namespace ubuzima::server;
@@ -101,15 +101,19 @@ int serve(const std::vector<std::string>& command_line) {
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
     raise_file_limit();
 
-    std::error_code ec;
-    std::filesystem::create_directories(options.data_dir, ec);
-    if (ec) return fail(Status(ErrorCode::IoError, "cannot create " + options.data_dir + ": " + ec.message()));
-    auto dir_lock = DataDirLock::acquire(options.data_dir);
-    if (!dir_lock.ok()) return fail(dir_lock.status());
+    // One process owns a SQLite data directory; PostgreSQL takes any number of them.
+    std::optional<DataDirLock> dir_lock;
+    if (!options.db_url) {
+        std::error_code ec;
+        std::filesystem::create_directories(options.data_dir, ec);
+        if (ec) return fail(Status(ErrorCode::IoError, "cannot create " + options.data_dir + ": " + ec.message()));
+        auto acquired = DataDirLock::acquire(options.data_dir);
+        if (!acquired.ok()) return fail(acquired.status());
+        dir_lock.emplace(std::move(*acquired));
+    }
 
     if (options.listener == ListenerKind::Cpprest) init_http_threads(options.limits.handler_threads);
-    auto store = SqliteStore::open((std::filesystem::path(options.data_dir) / "ubuzima.db").string(), 0, "",
-                                   options.schema);
+    auto store = open_server_store(options.data_dir, options.db_url, options.pool_size, options.schema, false);
     if (!store.ok()) return fail(store.status());
     auto api = Api::create(**store, options);
     if (!api.ok()) return fail(api.status());

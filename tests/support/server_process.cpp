@@ -58,9 +58,10 @@ void ServerProcess::start(int port) {
         close(out[1]);
         setenv("UBUZIMA_ADMIN_PASSWORD", m_admin_password.c_str(), 1);
         // Fast hashing, no request limits and no access log unless a test asks (later flags win).
-        // A libpq URI instead of a directory: the PostgreSQL backend.
-        const bool database_url = m_data_dir.rfind("postgresql://", 0) == 0;
-        std::vector<std::string> args = {UBUZIMA_SERVER_BIN, database_url ? "--db" : "--data", m_data_dir, "--listen", listen,
+        // A libpq URI (set_db_url, or given as the directory) instead of a directory: PostgreSQL.
+        const std::string& where = m_db_url.empty() ? m_data_dir : m_db_url;
+        const bool database_url = where.rfind("postgresql://", 0) == 0;
+        std::vector<std::string> args = {UBUZIMA_SERVER_BIN, database_url ? "--db" : "--data", where, "--listen", listen,
                                          "--pbkdf2-iterations", "1000", "--rate-per-device", "0",
                                          "--access-log", "off"};
         args.insert(args.end(), m_extra_args.begin(), m_extra_args.end());

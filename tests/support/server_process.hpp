@@ -49,6 +49,8 @@ public:
     /// Extra command-line flags for the next start() ("--access-ttl", "1", ...). The access log
     /// is off unless they give --access-log (a line per request would bury the test output).
     void set_extra_args(std::vector<std::string> args) { m_extra_args = std::move(args); }
+    /// Serve the PostgreSQL store at `url` (--db) instead of the data folder, from the next start().
+    void set_db_url(std::string url) { m_db_url = std::move(url); }
     /// Sends a signal to the running server (SIGHUP reloads its TLS certificate).
     void signal(int sig);
 
@@ -60,6 +62,7 @@ private:
     std::string m_url;
     std::string m_metrics_url;
     std::vector<std::string> m_extra_args;
+    std::string m_db_url;
 };
 
 /// Runs `ubuzima-server args...` to its exit (killed after `timeout_ms`): for starts that must

@@ -13,7 +13,7 @@
 #include "audit/audit_log.hpp"
 #include "auth/user_admin.hpp"
 #include "cli/read_secret.hpp"
-#include "storage/sqlite_store.hpp"
+#include "storage/open_store.hpp"
 
 namespace ubuzima::server {
 
@@ -21,6 +21,7 @@ namespace {
 
 struct Parsed {
     std::string data_dir;
+    std::optional<std::string> db_url;              ///< --db URL: the PostgreSQL store
     std::vector<std::string> positional;
     std::map<std::string, std::string> values;      ///< --name value
     std::vector<std::string> facilities;            ///< every --facility
@@ -49,14 +50,15 @@ bool parse(const std::vector<std::string>& args, Parsed& out, std::string& error
             }
             const std::string& v = args[++i];
             if (a == "--data") out.data_dir = v;
+            else if (a == "--db") out.db_url = v.empty() ? "postgresql://" : v;
             else if (a == "--facility") out.facilities.push_back(v);
             else out.values[a] = v;
         } else {
             out.positional.push_back(a);
         }
     }
-    if (out.data_dir.empty()) {
-        error = "--data DIR is required";
+    if (out.data_dir.empty() == !out.db_url) {
+        error = out.db_url ? "give --data DIR or --db URL, not both" : "--data DIR (or --db URL) is required";
         return false;
     }
     return true;
@@ -78,15 +80,6 @@ std::string when(std::int64_t ms) {
     gmtime_r(&t, &tm);
     std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%SZ", &tm);
     return buf;
-}
-
-/// The store of an existing data directory (a console command never creates one).
-Result<std::unique_ptr<SqliteStore>> open_existing(const std::string& dir) {
-    const std::string path = (std::filesystem::path(dir) / "ubuzima.db").string();
-    std::error_code ec;
-    if (!std::filesystem::exists(path, ec))
-        return Status(ErrorCode::NotFound, "no server store in " + dir + " (start the server on it once first)");
-    return SqliteStore::open(path);
 }
 
 int user_command(const std::string& verb, const Parsed& p, UserAdmin& users) {
@@ -205,7 +198,7 @@ int run_admin_command(const std::string& command, const std::vector<std::string>
     Parsed p;
     std::string error;
     if (!parse(std::vector<std::string>(args.begin() + 1, args.end()), p, error)) return usage(error);
-    auto store = open_existing(p.data_dir);
+    auto store = open_server_store(p.data_dir, p.db_url, 1, nullptr, true);
     if (!store.ok()) return fail(store.status());
     if (command == "audit") return audit_command(verb, p, **store);
     ServerOptions options;

@@ -8,7 +8,11 @@
 namespace ubuzima::server {
 
 const char* const kServeUsage =
-    "usage: ubuzima-server [serve] --data DIR --listen HOST:PORT [options]\n"
+    "usage: ubuzima-server [serve] (--data DIR | --db URL) --listen HOST:PORT [options]\n"
+    "  --data DIR                      the SQLite store in DIR/ubuzima.db (one server process)\n"
+    "  --db URL                        the PostgreSQL store (libpq URI; 'postgresql://' = the PG* environment);\n"
+    "                                  any number of server processes may share it\n"
+    "  --pool-size N                   PostgreSQL connections of this process (default 8)\n"
     "  --config FILE                   options as 'key = value' lines (keys: these flags without --); flags override\n"
     "  --tls-cert FILE --tls-key FILE  serve HTTPS (PEM; the cert file may hold the chain); SIGHUP reloads them\n"
     "  --insecure-http                 allow plain HTTP on an address other than loopback (not for production)\n"
@@ -35,7 +39,7 @@ const char* const kServeUsage =
     "  --access-log -|off|FILE         one JSON line per request to stderr (default), nowhere, or appended to FILE\n"
     "  PORT 0 picks a free port. UBUZIMA_ADMIN_PASSWORD (or the file UBUZIMA_ADMIN_PASSWORD_FILE names)\n"
     "  creates user 'admin' in an empty store.\n"
-    "other commands (on the data directory, for an operator at the console):\n"
+    "other commands (on the data directory, or the database with --db URL, for an operator at the console):\n"
     "  ubuzima-server user add USERNAME --role ROLE [--facility ID]... --data DIR\n"
     "  ubuzima-server user set USERNAME [--role ROLE] [--facilities ID,ID] [--disable|--enable] [--password] --data DIR\n"
     "  ubuzima-server user list --data DIR\n"
@@ -45,7 +49,7 @@ const char* const kServeUsage =
     "  ubuzima-server audit verify --data DIR [--head 'ubuzima-audit-head N HASH' | --head-file FILE]\n"
     "  ubuzima-server backup --data DIR --to FILE     online copy of the store (the server may run)\n"
     "  ubuzima-server restore --from FILE --data DIR  the server stopped; the old store is kept aside, devices re-pull\n"
-    "  ubuzima-server epoch bump --data DIR           devices re-pull everything (after restoring files by other means)\n"
+    "  ubuzima-server epoch bump (--data DIR | --db URL)  devices re-pull everything (after any other restore)\n"
     "  passwords are typed at the terminal, or read from UBUZIMA_PASSWORD or standard input; never arguments.\n";
 
 namespace {
@@ -93,6 +97,10 @@ Status parse_serve_args(const std::vector<std::string>& args, ServerOptions& o, 
         if (arg == "--data") {
             o.data_dir = value;
             have_data = true;
+        } else if (arg == "--db") {
+            o.db_url = value.empty() ? "postgresql://" : value;
+        } else if (arg == "--pool-size" && parse_int(value, 1, 1000, n)) {
+            o.pool_size = static_cast<int>(n);
         } else if (arg == "--listen") {
             const std::size_t colon = value.rfind(':');
             if (colon == std::string::npos || colon == 0 || !parse_int(value.substr(colon + 1), 0, 65535, n))
@@ -154,7 +162,9 @@ Status parse_serve_args(const std::vector<std::string>& args, ServerOptions& o, 
             return bad(arg, value);
         }
     }
-    if (!have_data || !have_listen) return Status(ErrorCode::InvalidArgument, "--data and --listen are required");
+    if (have_data && o.db_url) return Status(ErrorCode::InvalidArgument, "give --data DIR or --db URL, not both");
+    if ((!have_data && !o.db_url) || !have_listen)
+        return Status(ErrorCode::InvalidArgument, "--data DIR (or --db URL) and --listen are required");
     o.limits.max_body_bytes = o.max_body_bytes;
     return {};
 }

@@ -13,9 +13,11 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 
 #include "audit/audit_log.hpp"
 #include "ubuzima/sync/hlc.hpp"
+#include "storage/open_store.hpp"
 #include "storage/sqlite_store.hpp"
 
 namespace ubuzima::server {
@@ -187,12 +189,10 @@ Status move_if_exists(const std::string& from, const std::string& to) {
     return {};
 }
 
-/// Starts a new feed epoch in the store at `path` (and audits it); returns the epoch.
-Result<std::string> bump_epoch(const std::string& path, const std::string& reason) {
-    auto store = SqliteStore::open(path);
-    if (!store.ok()) return store.status();
+/// Starts a new feed epoch in `store` (and audits it); returns the epoch.
+Result<std::string> bump_epoch(ServerStore& store, const std::string& reason) {
     std::string epoch;
-    const Status s = (*store)->write([&](WriteTxn& tx) -> Status {
+    const Status s = store.write([&](WriteTxn& tx) -> Status {
         auto bumped = tx.bump_feed_epoch();
         if (!bumped.ok()) return bumped.status();
         epoch = *bumped;
@@ -201,6 +201,12 @@ Result<std::string> bump_epoch(const std::string& path, const std::string& reaso
     });
     if (!s.ok()) return s;
     return epoch;
+}
+
+Result<std::string> bump_epoch_at(const std::string& sqlite_path, const std::string& reason) {
+    auto store = SqliteStore::open(sqlite_path);
+    if (!store.ok()) return store.status();
+    return bump_epoch(**store, reason);
 }
 
 // The store being replaced is moved aside, never deleted: whatever it held after the backup was
@@ -232,7 +238,7 @@ int restore(const std::string& data_dir, const std::string& from) {
     if (ec) return fail(Status(ErrorCode::IoError, "cannot put the restored store in place: " + ec.message()));
     if (Status s = fsync_path(data_dir, true); !s.ok()) return fail(s);
 
-    auto epoch = bump_epoch(target, "restore");
+    auto epoch = bump_epoch_at(target, "restore");
     if (!epoch.ok()) return fail(epoch.status());
     std::printf("restored %s into %s\n", from.c_str(), data_dir.c_str());
     if (!kept.empty()) std::printf("the store it replaced is kept as %s\n", kept.c_str());
@@ -270,24 +276,34 @@ int run_store_command(const std::string& command, const std::vector<std::string>
         return it == a.values.end() ? std::string() : it->second;
     };
     const std::string data = value("--data");
-    if (data.empty()) return usage(command + " needs --data DIR");
+    if (command == "epoch") {
+        // After a PostgreSQL restore (pg_restore, point-in-time recovery) as well as a SQLite one.
+        if (a.positional != std::vector<std::string>{"bump"} || data.empty() == value("--db").empty())
+            return usage("epoch takes: bump (--data DIR | --db URL)");
+        std::optional<DataDirLock> lock;
+        if (!data.empty()) {
+            std::error_code ec;
+            if (!fs::exists(store_path(data), ec)) return fail(Status(ErrorCode::NotFound, "no server store in " + data));
+            auto acquired = DataDirLock::acquire(data);
+            if (!acquired.ok()) return fail(acquired.status());
+            lock.emplace(std::move(*acquired));
+        }
+        const std::optional<std::string> db = value("--db").empty() ? std::nullopt : std::optional(value("--db"));
+        auto store = open_server_store(data, db, 1, nullptr, true);
+        if (!store.ok()) return fail(store.status());
+        auto epoch = bump_epoch(**store, "operator");
+        if (!epoch.ok()) return fail(epoch.status());
+        std::printf("feed epoch now %s: every device pulls everything again at its next sync%s\n", epoch->c_str(),
+                    db ? " (restart every server process on this database)" : "");
+        return 0;
+    }
+    if (data.empty()) return usage(command + " needs --data DIR (on PostgreSQL: pg_dump and pg_restore, docs/OPERATIONS.md)");
     if (command == "backup") {
         if (value("--to").empty() || !a.positional.empty()) return usage("backup takes --data DIR --to FILE");
         return backup(data, value("--to"));
     }
-    if (command == "restore") {
-        if (value("--from").empty() || !a.positional.empty()) return usage("restore takes --from FILE --data DIR");
-        return restore(data, value("--from"));
-    }
-    if (a.positional != std::vector<std::string>{"bump"}) return usage("epoch takes: bump --data DIR");
-    std::error_code ec;
-    if (!fs::exists(store_path(data), ec)) return fail(Status(ErrorCode::NotFound, "no server store in " + data));
-    auto lock = DataDirLock::acquire(data);
-    if (!lock.ok()) return fail(lock.status());
-    auto epoch = bump_epoch(store_path(data), "operator");
-    if (!epoch.ok()) return fail(epoch.status());
-    std::printf("feed epoch now %s: every device pulls everything again at its next sync\n", epoch->c_str());
-    return 0;
+    if (value("--from").empty() || !a.positional.empty()) return usage("restore takes --from FILE --data DIR");
+    return restore(data, value("--from"));
 }
 
 }  // namespace ubuzima::server

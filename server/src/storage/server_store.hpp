@@ -2,7 +2,7 @@
 // The narrow storage interface of the server. Everything that must hold together (a push and its
 // audit record, a refresh and the token it retires, a failed login and its throttle counter)
 // happens inside one transaction of it, so correctness never rests on a process-local mutex:
-// SQLite implements it now, PostgreSQL can later.
+// SQLite (sqlite_store.hpp) and PostgreSQL (pg_store.hpp) implement it.
 #pragma once
 
 #include <cstdint>

@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cstdlib>
 
+#include "storage/row_codec.hpp"
 #include "ubuzima/sync/flat_json.hpp"
 
 namespace ubuzima::server {
@@ -17,6 +18,8 @@ namespace {
 constexpr int kHiddenColumns = 8;  // _deleted, _v, _s, _seq, _scope, _c, _author, _moved (after id and the fields)
 
 std::string deleted_key() { return std::string(sync::kDeletedField); }
+
+}  // namespace
 
 // `_v` / `_c`: field -> version. The compact text the store writes is read without building a
 // JSON tree (sync/flat_json.hpp: that tree was ~half of a pushed or pulled row's server cost);
@@ -62,6 +65,8 @@ void read_seqs(const std::string& text, std::map<std::string, std::int64_t>& out
     for (auto it = parsed.begin(); it != parsed.end(); ++it)
         if (it.value().is_number_integer()) out[it.key()] = it.value().get<std::int64_t>();
 }
+
+namespace {
 
 // SELECT list read by conflict_from_row().
 constexpr const char* kConflictSelect =

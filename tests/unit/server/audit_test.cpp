@@ -28,14 +28,9 @@ std::vector<AuditRecord> records(TestServer& s) {
     return out;
 }
 
-/// A second connection to the store's file, with the append-only triggers dropped: what an
-/// insider with the file can do.
-ubuzima::sql::Database insider(TestServer& s) {
-    auto db = ubuzima::sql::Database::open(s.db_path(), {});
-    REQUIRE(db.ok());
-    REQUIRE(db->exec("DROP TRIGGER srv_audit_no_update; DROP TRIGGER srv_audit_no_delete").ok());
-    return std::move(*db);
-}
+/// The append-only triggers dropped on a second connection: what an insider with the database
+/// can do (SQLite file or PostgreSQL database alike).
+void insider(TestServer& s) { REQUIRE(s.drop_audit_guards().ok()); }
 
 /// Some activity: logins (good and bad), a push, a logout, a user created.
 void activity(TestServer& s) {
@@ -101,10 +96,8 @@ TEST_CASE("the chain verifies; each record links to the one before", "[server][a
         CHECK(log[i].prev_hash == log[i - 1].hash);
     }
     // The server's own code cannot change or drop a record.
-    auto db = ubuzima::sql::Database::open(s.db_path(), {});
-    REQUIRE(db.ok());
-    CHECK_FALSE(db->exec("UPDATE srv_audit SET action = 'nothing' WHERE seq = 1").ok());
-    CHECK_FALSE(db->exec("DELETE FROM srv_audit WHERE seq = 1").ok());
+    CHECK_FALSE(s.exec_raw("UPDATE srv_audit SET action = 'nothing' WHERE seq = 1").ok());
+    CHECK_FALSE(s.exec_raw("DELETE FROM srv_audit WHERE seq = 1").ok());
     // The head round-trips through its printed form.
     auto parsed = AuditHead::parse(verdict->head.to_string() + "\n");
     REQUIRE(parsed);
@@ -119,27 +112,27 @@ TEST_CASE("verify names the first edited, moved, inserted or deleted record", "[
     const auto log = records(s);
     REQUIRE(log.size() >= 8);
     const std::int64_t k = log[3].seq;
-    auto db = insider(s);
+    insider(s);
     std::string expect;
     SECTION("an edited outcome") {
-        REQUIRE(db.exec("UPDATE srv_audit SET outcome = '{\"applied\":0}' WHERE seq = " + std::to_string(k)).ok());
+        REQUIRE(s.exec_raw("UPDATE srv_audit SET outcome = '{\"applied\":0}' WHERE seq = " + std::to_string(k)).ok());
         expect = "does not match its hash";
     }
     SECTION("an edited actor, hash recomputed by the editor") {
         AuditRecord r = log[3];
         r.actor_user = "someone-else";
         r.hash = ubuzima::server::audit_record_hash(r);
-        auto st = db.prepare("UPDATE srv_audit SET actor_user = ?, hash = ? WHERE seq = ?");
-        REQUIRE(st.ok());
-        REQUIRE(st->bind(1, r.actor_user).bind(2, r.hash).bind(3, k).run().ok());
+        REQUIRE(s.exec_raw("UPDATE srv_audit SET actor_user = '" + r.actor_user + "', hash = '" + r.hash +
+                           "' WHERE seq = " + std::to_string(k))
+                    .ok());
         expect = "does not link";
     }
     SECTION("a deleted record") {
-        REQUIRE(db.exec("DELETE FROM srv_audit WHERE seq = " + std::to_string(k)).ok());
+        REQUIRE(s.exec_raw("DELETE FROM srv_audit WHERE seq = " + std::to_string(k)).ok());
         expect = "missing";
     }
     SECTION("two records swapped") {
-        REQUIRE(db.exec("UPDATE srv_audit SET seq = -1 WHERE seq = " + std::to_string(k) + ";"
+        REQUIRE(s.exec_raw("UPDATE srv_audit SET seq = -1 WHERE seq = " + std::to_string(k) + ";"
                         "UPDATE srv_audit SET seq = " + std::to_string(k) + " WHERE seq = " + std::to_string(k + 1) + ";"
                         "UPDATE srv_audit SET seq = " + std::to_string(k + 1) + " WHERE seq = -1").ok());
         expect = "";
@@ -159,8 +152,8 @@ TEST_CASE("a cut tail is found against a saved head", "[server][audit]") {
     auto before = verify_audit(*s.store, std::nullopt);
     REQUIRE(before.ok());
     const AuditHead saved = before->head;
-    auto db = insider(s);
-    REQUIRE(db.exec("DELETE FROM srv_audit WHERE seq > " + std::to_string(saved.seq - 2)).ok());
+    insider(s);
+    REQUIRE(s.exec_raw("DELETE FROM srv_audit WHERE seq > " + std::to_string(saved.seq - 2)).ok());
     auto alone = verify_audit(*s.store, std::nullopt);
     REQUIRE(alone.ok());
     CHECK(alone->intact);  // what is left is a valid chain: only the saved head can tell

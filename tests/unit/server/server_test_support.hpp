@@ -1,8 +1,10 @@
 // Ubuzima Sync — MIT licence.
-// In-process test harness for the server: a temp-dir SQLite store, the Api, a controllable clock.
+// In-process test harness for the server: a temp-dir SQLite store (or, with UBUZIMA_TEST_PG set,
+// a fresh PostgreSQL database per fixture), the Api, a controllable clock.
 #pragma once
 
 #include <atomic>
+#include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -15,6 +17,10 @@
 #include "http/compression.hpp"
 #include "http/message.hpp"
 #include "storage/sqlite_store.hpp"
+#include "ubuzima/schema/sqlite.hpp"
+#ifdef UBUZIMA_WITH_POSTGRESQL
+#include "storage/pg_store.hpp"
+#endif
 #include "ubuzima/sync/hlc.hpp"
 #include "ubuzima/sync/version.hpp"
 
@@ -39,6 +45,73 @@ inline json expand_row(json c) {
     return c;
 }
 
+/// UBUZIMA_TEST_PG set (to a libpq URI; "" or "postgresql://" = the PG* environment): every
+/// fixture runs on PostgreSQL instead of SQLite.
+inline bool on_postgres() { return std::getenv("UBUZIMA_TEST_PG") != nullptr; }
+inline std::string pg_test_url() {
+    const char* url = std::getenv("UBUZIMA_TEST_PG");
+    return url ? url : "";
+}
+
+#ifdef UBUZIMA_WITH_POSTGRESQL
+/// A throw-away database on the test cluster: created on a maintenance connection, dropped
+/// (WITH (FORCE): any connection still open goes too) on destruction.
+class PgTestDatabase {
+public:
+    PgTestDatabase() {
+        std::random_device rd;
+        name = "ubz_test_" + std::to_string(rd()) + "_" + std::to_string(rd());
+        auto admin = maintenance();
+        if (Status s = admin->exec("CREATE DATABASE " + name); !s.ok()) throw std::runtime_error(s.to_string());
+    }
+    ~PgTestDatabase() {
+        try {
+            (void)maintenance()->exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
+        } catch (...) {
+        }
+    }
+    PgTestDatabase(const PgTestDatabase&) = delete;
+    PgTestDatabase& operator=(const PgTestDatabase&) = delete;
+
+    PgStoreOptions options(int pool_size = 8) const {
+        PgStoreOptions o;
+        o.pool_size = pool_size;
+        o.connect.database = name;
+        return o;
+    }
+    /// A connection of its own to the test database (the insider's).
+    std::unique_ptr<pg::Connection> connect() const {
+        pg::ConnectOptions o;
+        o.database = name;
+        o.application_name = "ubuzima-test";
+        auto c = pg::Connection::connect(pg_test_url(), o);
+        if (!c.ok()) throw std::runtime_error(c.status().to_string());
+        return std::move(*c);
+    }
+
+    std::string name;
+
+private:
+    static std::unique_ptr<pg::Connection> maintenance() {
+        pg::ConnectOptions o;
+        o.application_name = "ubuzima-test";
+        auto c = pg::Connection::connect(pg_test_url(), o);
+        if (!c.ok()) throw std::runtime_error(c.status().to_string());
+        return std::move(*c);
+    }
+};
+#endif
+
+/// Skips the rest of a test that is about SQLite files (an upgrade of an older release's file):
+/// PostgreSQL stores have no such past. The list is kept short (docs/ARCHITECTURE.md).
+#define UBUZIMA_SQLITE_ONLY(why)                                                  \
+    do {                                                                          \
+        if (::ubuzima::server::test::on_postgres()) {                             \
+            SUCCEED("skipped on PostgreSQL: " why);                               \
+            return;                                                               \
+        }                                                                         \
+    } while (0)
+
 class TestServer {
 public:
     static constexpr const char* kAdminPassword = "admin-password";
@@ -55,11 +128,19 @@ public:
         options.bootstrap_admin_password = kAdminPassword;
         auto now = m_now;
         options.wall = [now] { return now->load(); };
+#ifdef UBUZIMA_WITH_POSTGRESQL
+        if (on_postgres()) m_pg = std::make_unique<PgTestDatabase>();
+#else
+        if (on_postgres()) throw std::runtime_error("UBUZIMA_TEST_PG is set but PostgreSQL support is not built in");
+#endif
         open();
     }
     ~TestServer() {
         api.reset();
         store.reset();
+#ifdef UBUZIMA_WITH_POSTGRESQL
+        m_pg.reset();
+#endif
         std::error_code ec;
         std::filesystem::remove_all(m_dir, ec);
     }
@@ -67,9 +148,7 @@ public:
     TestServer& operator=(const TestServer&) = delete;
 
     void open() {
-        auto s = SqliteStore::open((m_dir / "ubuzima.db").string());
-        if (!s.ok()) throw std::runtime_error(s.status().to_string());
-        store = std::move(*s);
+        store = open_store();
         auto a = Api::create(*store, options);
         if (!a.ok()) throw std::runtime_error(a.status().to_string());
         api = std::move(*a);
@@ -84,8 +163,24 @@ public:
     }
 
     std::int64_t now_ms() const { return m_now->load(); }
-    /// The store's database file (tests open a second connection to play the insider).
+    /// The store's database file (SQLite only: tests of its file format open it directly).
     std::string db_path() const { return (m_dir / "ubuzima.db").string(); }
+    /// Runs SQL on a second connection to the store's database, bypassing the store: what an
+    /// insider with the database can do. The same text must work on both SQLite and PostgreSQL.
+    Status exec_raw(const std::string& sql) {
+#ifdef UBUZIMA_WITH_POSTGRESQL
+        if (m_pg) return m_pg->connect()->exec(sql);
+#endif
+        auto db = sql::Database::open(db_path(), {});
+        if (!db.ok()) return db.status();
+        return db->exec(sql);
+    }
+    /// Drops the audit log's append-only triggers (on a second connection, as an insider).
+    Status drop_audit_guards() {
+        if (on_postgres())
+            return exec_raw("DROP TRIGGER srv_audit_no_update ON srv_audit; DROP TRIGGER srv_audit_no_delete ON srv_audit");
+        return exec_raw("DROP TRIGGER srv_audit_no_update; DROP TRIGGER srv_audit_no_delete");
+    }
     void advance_ms(std::int64_t ms) { m_now->fetch_add(ms); }
 
     http::Response raw(const http::Request& request) { return api->handle(request); }
@@ -183,10 +278,27 @@ public:
     }
 
     ServerOptions options;
-    std::unique_ptr<SqliteStore> store;
+    std::unique_ptr<ServerStore> store;
     std::unique_ptr<Api> api;
 
 private:
+    /// PostgreSQL on the fixture's database when on_postgres(), else SQLite in its folder.
+    std::unique_ptr<ServerStore> open_store() {
+#ifdef UBUZIMA_WITH_POSTGRESQL
+        if (m_pg) {
+            auto s = PgStore::open(pg_test_url(), m_pg->options());
+            if (!s.ok()) throw std::runtime_error(s.status().to_string());
+            return std::move(*s);
+        }
+#endif
+        auto s = SqliteStore::open(db_path());
+        if (!s.ok()) throw std::runtime_error(s.status().to_string());
+        return std::move(*s);
+    }
+
+#ifdef UBUZIMA_WITH_POSTGRESQL
+    std::unique_ptr<PgTestDatabase> m_pg;
+#endif
     struct Login {
         std::string user;
         std::string password;
