@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Ubuzima Sync — the server tests on PostgreSQL. Starts a throw-away PostgreSQL 15 cluster
 # (pg_virtualenv -t: temp directory, works as root, dropped afterwards), then runs the ctest
-# entries labelled "postgres" (ubuzima_server_tests_pg: the whole server suite with
-# UBUZIMA_TEST_PG set, each fixture on a fresh database, plus the [postgres] feed tests; and
-# ubuzima_integration_tests_pg: devices through two real `ubuzima-server --db` processes).
+# entries labelled "postgres": ubuzima_server_tests_pg (the whole server suite with
+# UBUZIMA_TEST_PG set, each fixture on a fresh database, plus the [postgres] feed tests),
+# ubuzima_integration_tests_pg (the integration suite, each fixture's server process on a
+# database of its own, plus devices through two real `ubuzima-server --db` processes),
+# ubuzima_multi_server_tests (two processes on one database, one killed -9 under load) and
+# ubuzima_sim_pg (the convergence simulator with its server on PostgreSQL).
 # BUILD_DIR defaults to build/. Exits non-zero when a test fails (or the cluster cannot start).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -7,7 +7,10 @@
 #   4. the benchmarks at a tiny size so they cannot rot (build-bench/; figures: bench/run.sh);
 #   5. every test with ctest: unit, integration (real server on 127.0.0.1), C API, convergence
 #      simulator (5 devices x 1000 seeds x 200 steps, 8 devices x 200 seeds x 300 steps), TLS,
-#      fault proxy, crash and disk-full tests.
+#      fault proxy, crash and disk-full tests, on the embedded SQLite store;
+#   6. the server, integration and simulator suites again with the store on PostgreSQL, and two
+#      server processes on one database killed -9 under load, in a throw-away PostgreSQL 15
+#      cluster (scripts/test-postgres.sh: pg_virtualenv, dropped afterwards).
 # UBUZIMA_QUICK=1 skips steps 2-4 (for a fast local loop).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,4 +28,5 @@ if [ "${UBUZIMA_QUICK:-0}" != 1 ]; then
 fi
 
 cd "$root/build"
-ctest --output-on-failure --timeout 1800
+ctest --output-on-failure --timeout 1800 --label-exclude postgres
+BUILD_DIR="$root/build" bash "$root/scripts/test-postgres.sh"

@@ -19,6 +19,7 @@ bool has(const std::string& text, const std::string& part) { return text.find(pa
 
 TEST_CASE_METHOD(ServerFixture, "An online backup restores into a store whose devices pull everything again",
                  "[integration][backup]") {
+    UBUZIMA_SQLITE_ONLY("backup and restore of the SQLite file (PostgreSQL: pg_dump, docs/OPERATIONS.md)");
     const std::string data = dir.file("server");
     const std::string copy = dir.file("backup.db");
     Database alice = device("alice", "alice");

@@ -12,7 +12,8 @@ namespace {
 
 ExitResult console(const std::string& data, std::vector<std::string> args,
                    const std::vector<std::pair<std::string, std::string>>& env = {}, const std::string& input = "") {
-    args.push_back("--data");
+    // The fixture's store: a data directory, or a PostgreSQL database (UBUZIMA_TEST_PG).
+    args.push_back(data.rfind("postgresql://", 0) == 0 ? "--db" : "--data");
     args.push_back(data);
     return run_server_to_exit(args, 20'000, env, input);
 }
@@ -20,7 +21,7 @@ ExitResult console(const std::string& data, std::vector<std::string> args,
 }  // namespace
 
 TEST_CASE_METHOD(ServerFixture, "Users and devices are administered at the console", "[integration][console]") {
-    const std::string data = dir.file("server");
+    const std::string data = store.where();
     // A password from the environment (scripts), never an argument.
     ExitResult added = console(data, {"user", "add", "eric", "--role", "focal_point", "--facility", "fac-gisenyi"},
                                {{"UBUZIMA_PASSWORD", kPassword}});
@@ -68,7 +69,7 @@ TEST_CASE_METHOD(ServerFixture, "Users and devices are administered at the conso
 }
 
 TEST_CASE_METHOD(ServerFixture, "audit verify checks the chain and a saved head; a cut tail fails it", "[integration][console]") {
-    const std::string data = dir.file("server");
+    const std::string data = store.where();
     Database a = device("alice", "alice");
     REQUIRE(a.insert("need", need_fields("fac-gisenyi", "Audited")).ok());
     must_sync(a);
@@ -85,12 +86,25 @@ TEST_CASE_METHOD(ServerFixture, "audit verify checks the chain and a saved head;
     must_sync(a);
     REQUIRE(server.stop() == 0);
     {
-        auto db = sql::Database::open(data + "/ubuzima.db", {});
-        REQUIRE(db.ok());
         const std::string seq = saved.substr(std::string("ubuzima-audit-head ").size());
-        REQUIRE(db->exec("DROP TRIGGER srv_audit_no_delete; DELETE FROM srv_audit WHERE seq >= " +
-                         seq.substr(0, seq.find(' ')))
-                    .ok());
+        const std::string cut_back = "DELETE FROM srv_audit WHERE seq >= " + seq.substr(0, seq.find(' '));
+#ifdef UBUZIMA_WITH_POSTGRESQL
+        if (integration_on_postgres()) {
+            PGconn* c = PQconnectdb(data.c_str());
+            REQUIRE(PQstatus(c) == CONNECTION_OK);
+            PGresult* r = PQexec(c, ("DROP TRIGGER srv_audit_no_delete ON srv_audit; " + cut_back).c_str());
+            const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+            INFO(PQresultErrorMessage(r));
+            PQclear(r);
+            PQfinish(c);
+            REQUIRE(ok);
+        } else
+#endif
+        {
+            auto db = sql::Database::open(data + "/ubuzima.db", {});
+            REQUIRE(db.ok());
+            REQUIRE(db->exec("DROP TRIGGER srv_audit_no_delete; " + cut_back).ok());
+        }
     }
     ExitResult chain_only = console(data, {"audit", "verify"});
     CHECK(chain_only.status == 0);  // what is left still chains: only the saved head can tell

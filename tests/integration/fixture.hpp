@@ -4,9 +4,16 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
 #include <map>
 #include <memory>
+#include <optional>
+#include <random>
 #include <string>
+
+#ifdef UBUZIMA_WITH_POSTGRESQL
+#include <libpq-fe.h>
+#endif
 
 #include "support/server_process.hpp"
 #include "ubuzima/client.hpp"
@@ -16,12 +23,83 @@ namespace ubuzima::test {
 
 constexpr const char* kPassword = "field-work-2026";
 
+/// UBUZIMA_TEST_PG and a cluster in the PG* environment (scripts/test-postgres.sh): the fixture's
+/// server runs on PostgreSQL, on a database of its own.
+inline bool integration_on_postgres() { return std::getenv("UBUZIMA_TEST_PG") && std::getenv("PGHOST"); }
+
+/// Skips the rest of a test that is about the SQLite data directory (its file, the console
+/// commands on --data, backup and restore of the file).
+#define UBUZIMA_SQLITE_ONLY(why)                                   \
+    do {                                                           \
+        if (::ubuzima::test::integration_on_postgres()) {          \
+            SUCCEED("skipped on PostgreSQL: " why);                \
+            return;                                                \
+        }                                                          \
+    } while (0)
+
+#ifdef UBUZIMA_WITH_POSTGRESQL
+/// Runs one statement on the cluster's maintenance database (the PG* environment).
+inline void maintenance(const std::string& sql) {
+    PGconn* c = PQconnectdb("");
+    REQUIRE(c);
+    INFO(PQerrorMessage(c));
+    REQUIRE(PQstatus(c) == CONNECTION_OK);
+    PGresult* r = PQexec(c, sql.c_str());
+    const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    INFO(PQresultErrorMessage(r));
+    PQclear(r);
+    PQfinish(c);
+    REQUIRE(ok);
+}
+
+/// A database of its own for one test, dropped after (with any connection still open).
+struct FreshDatabase {
+    FreshDatabase() {
+        std::random_device rd;
+        name = "ubz_it_" + std::to_string(rd()) + "_" + std::to_string(rd());
+        maintenance("CREATE DATABASE " + name);
+    }
+    ~FreshDatabase() {
+        try {
+            maintenance("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
+        } catch (...) {
+        }
+    }
+    FreshDatabase(const FreshDatabase&) = delete;
+    FreshDatabase& operator=(const FreshDatabase&) = delete;
+    /// A libpq URI naming the database; host, port, user and password come from PG*.
+    std::string url() const { return "postgresql:///" + name; }
+    std::string name;
+};
+#endif
+
+/// Where the fixture's server keeps its store: a data directory, or a fresh PostgreSQL database.
+class FixtureStore {
+public:
+    explicit FixtureStore(const std::string& data_dir) : m_where(data_dir) {
+#ifdef UBUZIMA_WITH_POSTGRESQL
+        if (integration_on_postgres()) {
+            m_pg.emplace();
+            m_where = m_pg->url();
+        }
+#endif
+    }
+    /// What ServerProcess takes: the directory or the postgresql:// URI.
+    const std::string& where() const { return m_where; }
+
+private:
+    std::string m_where;
+#ifdef UBUZIMA_WITH_POSTGRESQL
+    std::optional<FreshDatabase> m_pg;
+#endif
+};
+
 /// Starts a server with six users: alice and bob (assessors at Gisenyi), fiona and felix (focal
 /// points at Gisenyi: sessions, trainees, tallies), carol (assessor at Butaro) and coord
 /// (coordinator, all facilities).
 class ServerFixture {
 public:
-    ServerFixture() : server(dir.file("server")) { server.start(); create_users(); }
+    ServerFixture() : store(dir.file("server")), server(store.where()) { server.start(); create_users(); }
 
     void create_users() {
         const std::string admin = login_token(server.url(), "admin", server.admin_password());
@@ -48,6 +126,7 @@ public:
     std::string token(const std::string& user) { return login_token(server.url(), user, kPassword); }
 
     TempDir dir;
+    FixtureStore store;
     ServerProcess server;
 };
 

@@ -6,47 +6,11 @@
 #include "integration/fixture.hpp"
 
 #ifdef UBUZIMA_WITH_POSTGRESQL
-#include <libpq-fe.h>
-
-#include <random>
-
 using namespace ubuzima;
 using namespace ubuzima::test;
 using nlohmann::json;
 
 namespace {
-
-/// Runs one statement on the cluster's maintenance database (the PG* environment).
-void maintenance(const std::string& sql) {
-    PGconn* c = PQconnectdb("");
-    REQUIRE(c);
-    INFO(PQerrorMessage(c));
-    REQUIRE(PQstatus(c) == CONNECTION_OK);
-    PGresult* r = PQexec(c, sql.c_str());
-    const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    INFO(PQresultErrorMessage(r));
-    PQclear(r);
-    PQfinish(c);
-    REQUIRE(ok);
-}
-
-/// A database of its own for one test, dropped after (with any connection still open).
-struct FreshDatabase {
-    FreshDatabase() {
-        std::random_device rd;
-        name = "ubz_it_" + std::to_string(rd()) + "_" + std::to_string(rd());
-        maintenance("CREATE DATABASE " + name);
-    }
-    ~FreshDatabase() {
-        try {
-            maintenance("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
-        } catch (...) {
-        }
-    }
-    /// A libpq URI naming the database; host, port, user and password come from PG*.
-    std::string url() const { return "postgresql:///" + name; }
-    std::string name;
-};
 
 Database device_on(TempDir& dir, const std::string& name, const std::string& url, const std::string& user) {
     DatabaseOptions options;

@@ -101,11 +101,11 @@ TEST_CASE("Two servers on one PostgreSQL database share logins, revocations and 
     // A token issued by one process is honoured by the other; a refresh rotated on one is spent on both.
     Pair first = login_pair(a.url(), "alice", password, "tablet-1");
     CHECK(http_request("GET", b.url() + "/v1/conflicts", "", first.access).status == 403);  // known, but an assessor
-    HttpResult rotated = http_request("POST", b.url() + "/v1/auth/refresh", json{{"refresh_token", first.refresh}}.dump());
+    HttpResult rotated = http_request("POST", b.url() + "/v1/auth/refresh", json{{"refresh_token", first.refresh}, {"device_id", "tablet-1"}}.dump());
     REQUIRE(rotated.status == 200);
     const std::string second_refresh = rotated.json()["refresh_token"].get<std::string>();
     HttpResult rotated_again =
-        http_request("POST", a.url() + "/v1/auth/refresh", json{{"refresh_token", second_refresh}}.dump());
+        http_request("POST", a.url() + "/v1/auth/refresh", json{{"refresh_token", second_refresh}, {"device_id", "tablet-1"}}.dump());
     REQUIRE(rotated_again.status == 200);
 
     // Written through one, pulled through the other.

@@ -77,12 +77,61 @@ Status Simulation::make_server_template(const std::string& path) {
     return api.status();
 }
 
+#ifdef UBUZIMA_WITH_POSTGRESQL
+namespace {
+
+Status on_maintenance_connection(const std::string& sql) {
+    server::pg::ConnectOptions o;
+    o.application_name = "ubuzima-sim";
+    auto c = server::pg::Connection::connect("", o);
+    if (!c.ok()) return c.status();
+    return (*c)->exec(sql);
+}
+
+Result<std::unique_ptr<server::ServerStore>> open_pg(const std::string& database) {
+    server::PgStoreOptions o;
+    o.pool_size = 2;
+    o.connect.database = database;
+    o.connect.application_name = "ubuzima-sim";
+    auto store = server::PgStore::open("", o);
+    if (!store.ok()) return store.status();
+    return std::unique_ptr<server::ServerStore>(std::move(*store));
+}
+
+}  // namespace
+#endif
+
+Result<sync::NodeId> Simulation::make_pg_template(const std::string& name) {
+#ifdef UBUZIMA_WITH_POSTGRESQL
+    UBUZIMA_TRY(drop_pg_database(name));
+    UBUZIMA_TRY(on_maintenance_connection("CREATE DATABASE " + name));
+    auto store = open_pg(name);
+    if (!store.ok()) return store.status();
+    auto api = server::Api::create(**store, server_options([] { return kStart - kDay; }));
+    if (!api.ok()) return api.status();
+    return (*store)->node_id();
+#else
+    (void)name;
+    return Status(ErrorCode::InvalidArgument, "built without PostgreSQL support");
+#endif
+}
+
+Status Simulation::drop_pg_database(const std::string& name) {
+#ifdef UBUZIMA_WITH_POSTGRESQL
+    return on_maintenance_connection("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
+#else
+    (void)name;
+    return Status(ErrorCode::InvalidArgument, "built without PostgreSQL support");
+#endif
+}
+
 Simulation::Simulation(SimOptions options) : m_options(std::move(options)), m_rng(m_options.seed * 0x2545f4914f6cdd1dULL + 1) {}
 
 Simulation::~Simulation() {
     m_devices.clear();
     m_api.reset();
     m_store.reset();
+    if (!m_pg_database.empty()) (void)drop_pg_database(m_pg_database);
     std::error_code ec;
     fs::remove_all(m_options.work_dir, ec);
 }
@@ -90,11 +139,25 @@ Simulation::~Simulation() {
 Status Simulation::setup() {
     fs::create_directories(m_options.work_dir);
     m_now = kStart + m_rng.between(0, kDay);
-    const std::string server_path = m_options.work_dir + "/server.db";
-    fs::copy_file(m_options.server_template, server_path, fs::copy_options::overwrite_existing);
-    auto store = server::SqliteStore::open(server_path);
-    if (!store.ok()) return store.status();
-    m_store = std::move(*store);
+    if (!m_options.pg_template.empty()) {
+#ifdef UBUZIMA_WITH_POSTGRESQL
+        // A copy of the template per seed, as the SQLite file is copied: every seed starts equal.
+        m_pg_database = m_options.pg_template + "_s" + std::to_string(m_options.seed);
+        UBUZIMA_TRY(drop_pg_database(m_pg_database));
+        UBUZIMA_TRY(on_maintenance_connection("CREATE DATABASE " + m_pg_database + " TEMPLATE " + m_options.pg_template));
+        auto store = open_pg(m_pg_database);
+        if (!store.ok()) return store.status();
+        m_store = std::move(*store);
+#else
+        return Status(ErrorCode::InvalidArgument, "built without PostgreSQL support");
+#endif
+    } else {
+        const std::string server_path = m_options.work_dir + "/server.db";
+        fs::copy_file(m_options.server_template, server_path, fs::copy_options::overwrite_existing);
+        auto store = server::SqliteStore::open(server_path);
+        if (!store.ok()) return store.status();
+        m_store = std::move(*store);
+    }
     auto api = server::Api::create(*m_store, server_options([this] { return m_now; }));
     if (!api.ok()) return api.status();
     m_api = std::move(*api);

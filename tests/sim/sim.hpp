@@ -14,6 +14,9 @@
 
 #include "fault_transport.hpp"
 #include "storage/sqlite_store.hpp"
+#ifdef UBUZIMA_WITH_POSTGRESQL
+#include "storage/pg_store.hpp"
+#endif
 #include "ubuzima/database.hpp"
 #include "ubuzima/schema/sqlite.hpp"
 
@@ -27,6 +30,12 @@ struct SimOptions {
     int steps = 200;
     std::string work_dir;        ///< per-run scratch directory (under /dev/shm when it exists)
     std::string server_template; ///< server file with seeds and admin, copied per seed
+    /// PostgreSQL instead (the cluster of the PG* environment): the template database with seeds
+    /// and admin, copied per seed with CREATE DATABASE ... TEMPLATE. "" = SQLite.
+    std::string pg_template;
+    /// The node that wrote the seed rows into the template (on PostgreSQL each open of a store is
+    /// a node of its own, so the seeds' node is not the seed's server node). 0 = the server's.
+    sync::NodeId seed_node = 0;
     bool verbose = false;
     /// Also move rows between facilities of the writer's scope (moves out of it are always
     /// tried, and refused). Such a move takes the row out of other users' scope: their devices
@@ -107,6 +116,11 @@ public:
 
     /// Builds the server template file once per process (seeds, admin).
     static Status make_server_template(const std::string& path);
+    /// The same as a PostgreSQL database `name` (replaced if it exists; needs the PG* environment).
+    /// Returns the node id that wrote the seeds (see SimOptions::seed_node).
+    static Result<sync::NodeId> make_pg_template(const std::string& name);
+    /// Drops database `name` (the template, at the end of a run).
+    static Status drop_pg_database(const std::string& name);
 
 private:
     Status setup();
@@ -125,7 +139,8 @@ private:
     SimOptions m_options;
     Rng m_rng;
     std::int64_t m_now = 0;  ///< the true time (server wall clock), Unix ms
-    std::unique_ptr<server::SqliteStore> m_store;
+    std::unique_ptr<server::ServerStore> m_store;
+    std::string m_pg_database;  ///< this seed's database on PostgreSQL, dropped with the simulation
     std::unique_ptr<server::Api> m_api;
     std::vector<std::unique_ptr<Device>> m_devices;
     std::vector<WriteRecord> m_writes;

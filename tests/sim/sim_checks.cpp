@@ -223,7 +223,7 @@ void Checker::run(Simulation& sim, std::vector<std::string>& failures) {
             auto value = row.values.find(field);
             const json v = value == row.values.end() ? json() : value->second;
             bool known = false;
-            if (version.node == server_node) {
+            if (version.node == server_node || version.node == sim.m_options.seed_node) {
                 auto s = seed.find({key.first, key.second, field});
                 known = s != seed.end() && s->second == v;
             } else {

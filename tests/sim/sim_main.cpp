@@ -2,6 +2,7 @@
 // ubuzima_sim: runs seeded convergence simulations and prints a replay command for each failure.
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <string>
@@ -18,13 +19,15 @@ namespace {
 void usage() {
     std::puts(
         "usage: ubuzima_sim [--seeds N] [--first-seed S] [--seed S] [--devices K] [--steps N] [--verbose] [--no-moves]\n"
+        "                  [--postgres]\n"
         "  --seeds N       run seeds S .. S+N-1 (default 10)\n"
         "  --first-seed S  first seed (default 1)\n"
         "  --seed S        run exactly one seed (replay)\n"
         "  --devices K     devices per seed (default 5, at least 1)\n"
         "  --steps N       random steps per seed before healing (default 200)\n"
         "  --verbose       state hashes; on failure the history of the rows involved\n"
-        "  --no-moves      never move rows between facilities inside the writer's scope");
+        "  --no-moves      never move rows between facilities inside the writer's scope\n"
+        "  --postgres      the server on PostgreSQL (the cluster of the PG* environment; exits 77 without PGHOST)");
 }
 
 bool parse_number(const char* text, std::uint64_t& out) {
@@ -39,12 +42,15 @@ int main(int argc, char** argv) {
     std::uint64_t seeds = 10, first = 1, devices = 5, steps = 200;
     bool verbose = false;
     bool moves = true;
+    bool postgres = false;
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
         std::uint64_t* target = arg == "--seeds" ? &seeds : arg == "--first-seed" || arg == "--seed" ? &first
                               : arg == "--devices" ? &devices : arg == "--steps" ? &steps : nullptr;
         if (arg == "--verbose") {
             verbose = true;
+        } else if (arg == "--postgres") {
+            postgres = true;
         } else if (arg == "--no-moves") {
             moves = false;
         } else if (target && i + 1 < argc && parse_number(argv[i + 1], *target)) {
@@ -64,8 +70,20 @@ int main(int argc, char** argv) {
                           ("ubuzima-sim-" + std::to_string(::getpid()));
     fs::create_directories(root);
     const std::string server_template = (root / "server-template.db").string();
-    if (Status s = Simulation::make_server_template(server_template); !s.ok()) {
-        std::fprintf(stderr, "cannot build the server template: %s\n", s.to_string().c_str());
+    const std::string pg_template = postgres ? "ubz_sim_" + std::to_string(::getpid()) : "";
+    if (postgres && !std::getenv("PGHOST")) {
+        std::printf("SKIPPED: --postgres needs a cluster in the PG* environment (scripts/test-postgres.sh)\n");
+        return 77;
+    }
+    sync::NodeId seed_node = 0;
+    Status made = Simulation::make_server_template(server_template);
+    if (postgres) {
+        auto node = Simulation::make_pg_template(pg_template);
+        made = node.status();
+        if (node.ok()) seed_node = *node;
+    }
+    if (!made.ok()) {
+        std::fprintf(stderr, "cannot build the server template: %s\n", made.to_string().c_str());
         return 2;
     }
 
@@ -78,6 +96,8 @@ int main(int argc, char** argv) {
         o.steps = static_cast<int>(steps);
         o.work_dir = (root / ("seed-" + std::to_string(seed))).string();
         o.server_template = server_template;
+        o.pg_template = pg_template;
+        o.seed_node = seed_node;
         o.verbose = verbose;
         o.moves = moves;
         Simulation sim(o);
@@ -95,6 +115,7 @@ int main(int argc, char** argv) {
     }
     std::error_code ec;
     fs::remove_all(root, ec);
+    if (postgres) (void)Simulation::drop_pg_database(pg_template);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
 
     std::printf("ubuzima_sim: %lld seeds x %llu devices x %llu steps in %.1f s, %lld failed\n",

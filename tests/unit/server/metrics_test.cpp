@@ -3,7 +3,6 @@
 // route and status, sync rows, auth failures; /metrics access; liveness and readiness; the
 // access log's lines.
 #include <catch2/catch.hpp>
-#include <sqlite3.h>
 
 #include <fstream>
 #include <sstream>
@@ -244,14 +243,10 @@ TEST_CASE("health: live needs nothing, ready needs a readable store", "[metrics]
     CHECK(s.call("GET", "/v1/health").body["status"] == "ok");  // unchanged
 
     // An insider breaks the database under the running server: ready says so, live does not.
-    sqlite3* db = nullptr;
-    REQUIRE(sqlite3_open(s.db_path().c_str(), &db) == SQLITE_OK);
-    char* err = nullptr;
-    const int rc = sqlite3_exec(db, "PRAGMA foreign_keys=OFF; DROP TABLE srv_users;", nullptr, nullptr, &err);
-    INFO((err ? err : ""));
-    sqlite3_free(err);
-    sqlite3_close(db);
-    REQUIRE(rc == SQLITE_OK);
+    const ubuzima::Status dropped = s.exec_raw(on_postgres() ? "DROP TABLE srv_users CASCADE"
+                                                    : "PRAGMA foreign_keys=OFF; DROP TABLE srv_users;");
+    INFO(dropped.to_string());
+    REQUIRE(dropped.ok());
     const Reply broken = s.call("GET", "/v1/health/ready");
     CHECK(broken.status == 503);
     CHECK(broken.raw.headers.count("Retry-After") == 1);
