@@ -60,7 +60,13 @@ def table(header, rows):
 def main():
     path = sys.argv[1]
     write = sys.argv[sys.argv.index("--write") + 1] if "--write" in sys.argv else None
-    rows = [json.loads(l) for l in open(path) if l.strip().startswith("{")]
+    all_rows = [json.loads(l) for l in open(path) if l.strip().startswith("{")]
+    # The storage-backend runs (bench/postgres.sh) have their own section; every other table is
+    # the embedded SQLite store's.
+    rows = [r for r in all_rows if r.get("backend", "sqlite") == "sqlite"]
+    pg_rows = [r for r in all_rows if r.get("backend") == "postgresql"]
+    pg_by = lambda **kw: [r for r in pg_rows if all(r.get(k) == v for k, v in kw.items())]
+    pg_one = lambda **kw: (pg_by(**kw) or [None])[0]
     by = lambda **kw: [r for r in rows if all(r.get(k) == v for k, v in kw.items())]
     one = lambda **kw: (by(**kw) or [None])[0]
     md = ""
@@ -145,6 +151,42 @@ def main():
                       f"{login['unknown_over_known']:.2f}", f"{login['success_ms']:.0f}"]])
         md += "\nThe same work either way (tests/unit/server/auth_test.cpp counts the PBKDF2 iterations); before, an " \
               "unknown username was answered 28–47x faster (a 1-iteration dummy hash).\n"
+
+    if pg_rows:
+        md += "\n### Storage backends: embedded SQLite vs PostgreSQL 15 (same server build, same machine; " \
+              "PostgreSQL in a throw-away cluster with fsync and synchronous_commit on, as durable as SQLite's " \
+              "synchronous=FULL)\n\n"
+        backend_rows = []
+        for n in sorted({r["n"] for r in pg_by(bench="sync")}):
+            for d in ("push", "pull"):
+                o, p = one(bench="sync", n=n, direction=d), pg_one(bench="sync", n=n, direction=d)
+                if not p:
+                    continue
+                so = one(bench="server_rss", n=n, system="ours", direction=d)
+                sp = pg_one(bench="server_rss", n=n, system="ours", direction=d)
+                backend_rows.append([fmt(n), "device → server" if d == "push" else "server → new device",
+                                     fmt(o and o["records_per_s"]), fmt(p["records_per_s"]),
+                                     ratio(p["records_per_s"], o and o["records_per_s"], 2),
+                                     f"{fmt(so and so['kb'] / 1024)} / {fmt(sp and sp['kb'] / 1024)}"])
+        md += table(["N", "direction", "SQLite rec/s", "PostgreSQL rec/s", "PostgreSQL / SQLite",
+                     "server peak RSS MB SQLite / PostgreSQL"], backend_rows)
+        sizes_pg = pg_by(bench="store_size")
+        if sizes_pg:
+            md += "\nPostgreSQL database size after the push: " + ", ".join(
+                f"N={r['n']:,}: {r['kb'] / 1024:.0f} MB" for r in sizes_pg) + ".\n"
+        md += "\nLoad (each device pushes 20 records, then pulls until caught up; with two server processes the " \
+              "devices alternate between them):\n\n"
+        load_rows = []
+        for r in by(bench="load"):
+            dv = r["devices"]
+            p1 = pg_one(bench="load", devices=dv, servers=1)
+            p2 = pg_one(bench="load", devices=dv, servers=2)
+            cell = lambda x: f"{fmt(x['requests_per_s'])} ({x['request_p99_ms']:.0f} ms, {x['errors']} errors)" if x else "–"
+            load_rows.append([dv, cell(r), cell(p1), cell(p2),
+                              ratio(p1 and p1["requests_per_s"], r["requests_per_s"], 2),
+                              ratio(p2 and p2["requests_per_s"], p1 and p1["requests_per_s"], 2)])
+        md += table(["devices", "SQLite requests/s (p99, errors)", "PostgreSQL, 1 process", "PostgreSQL, 2 processes",
+                     "PostgreSQL 1 / SQLite", "2 processes / 1"], load_rows)
 
     # Targets of issue 4, checked against these figures.
     checks = []

@@ -7,6 +7,9 @@ cd "$root"
 
 tiny=0
 if [ "${1:-}" = "--tiny" ]; then tiny=1; fi
+# UBUZIMA_BENCH_ONLY=backends: only the initial sync and load figures, on SQLite and PostgreSQL
+# (printed, docs/PERFORMANCE.md left as it is).
+only="${UBUZIMA_BENCH_ONLY:-}"
 if [ "$tiny" = 1 ]; then
     sync_sizes="300"; single_rows=100; batch_rows=2000; load_devices="10"
     tls_connections=20; tls_requests=100; tls_records=100; login_samples=3
@@ -84,14 +87,18 @@ server_rss() {
 admin_pw="bench-admin-pw-1"
 user_pw="bench-user-pw-1"
 
+if [ "$only" = backends ]; then
+    pouch=0
+else
 echo "== local writes"
 "$bin/bench_local_writes" --dir "$work/local" --single-rows "$single_rows" --batch-rows "$batch_rows" | record '"tiny":'"$tiny"
+fi
 
 for n in $sync_sizes; do
     echo "== initial sync, N=$n (ours)"
     "$bin/bench_sync_client" gen --n "$n" --out "$work/records-$n.jsonl" | record "\"n\":$n"
     UBUZIMA_ADMIN_PASSWORD="$admin_pw" start_server "server-$n" "$server_bin" --data "$work/server-$n" --listen 127.0.0.1:0 \
-        --rate-per-device 0
+        --rate-per-device 0 --access-log off
     "$bin/bench_sync_client" setup --url "$server_url" --admin-password "$admin_pw" --password "$user_pw"
     "$bin/bench_sync_client" push --url "$server_url" --user bench-alice --password "$user_pw" \
         --records "$work/records-$n.jsonl" --db "$work/device-a-$n.db" | record "\"n\":$n"
@@ -115,9 +122,10 @@ for n in $sync_sizes; do
     fi
 done
 
+if [ "$only" != backends ]; then
 echo "== login timing at the production PBKDF2 cost (600,000 iterations)"
 UBUZIMA_ADMIN_PASSWORD="$admin_pw" start_server "login" "$server_bin" --data "$work/login" --listen 127.0.0.1:0 \
-    --rate-per-device 0
+    --rate-per-device 0 --access-log off
 "$bin/bench_login" --url "$server_url" --admin-password "$admin_pw" --samples "$login_samples" | record "\"tiny\":$tiny"
 stop_server
 rm -rf "$work/login"
@@ -132,19 +140,20 @@ for variant in plain:cpprest tls:cpprest tls:beast; do
     tls_args=(); ca_args=()
     if [ "$scheme" = tls ]; then tls_args=(--tls-cert "$work/tls.crt" --tls-key "$work/tls.key"); ca_args=(--ca-file "$work/tls.crt"); fi
     UBUZIMA_ADMIN_PASSWORD="$admin_pw" start_server "tls-$scheme-$listener" "$server_bin" --data "$work/tls-$scheme-$listener" \
-        --listen 127.0.0.1:0 --listener "$listener" --pbkdf2-iterations 1000 --rate-per-device 0 "${tls_args[@]}"
+        --listen 127.0.0.1:0 --listener "$listener" --pbkdf2-iterations 1000 --rate-per-device 0 --access-log off "${tls_args[@]}"
     "$bin/bench_tls" --url "$server_url" "${ca_args[@]}" --admin-password "$admin_pw" --label "$scheme-$listener" \
         --dir "$work/tls-devices" --connections "$tls_connections" --requests "$tls_requests" --records "$tls_records" \
         | record "\"tiny\":$tiny"
     stop_server
     rm -rf "$work/tls-$scheme-$listener" "$work/tls-devices"
 done
+fi
 
 for devices in $load_devices; do
     echo "== load: $devices concurrent devices"
     # Login cost is not what is measured: a cheap KDF keeps creating hundreds of users quick.
     UBUZIMA_ADMIN_PASSWORD="$admin_pw" start_server "load-$devices" "$server_bin" --data "$work/load-$devices" \
-        --listen 127.0.0.1:0 --pbkdf2-iterations 1000 --rate-per-device 0
+        --listen 127.0.0.1:0 --pbkdf2-iterations 1000 --rate-per-device 0 --access-log off
     "$bin/bench_load" --url "$server_url" --admin-password "$admin_pw" --devices "$devices" --records 20 \
         --run "$devices" | record "\"tiny\":$tiny"
     server_rss "\"devices\":$devices,\"system\":\"ours\",\"direction\":\"load\""
@@ -152,6 +161,14 @@ for devices in $load_devices; do
     rm -rf "$work/load-$devices"
 done
 
+# The same initial sync and load with the server on PostgreSQL (one and two processes on one
+# database), in a throw-away cluster. UBUZIMA_BENCH_PG=0 skips it.
+if [ "${UBUZIMA_BENCH_PG:-1}" = 1 ] && command -v pg_virtualenv >/dev/null 2>&1; then
+    pg_virtualenv -t bash "$root/bench/postgres.sh" "$bin" "$server_bin" "$work" "$results" "$sync_sizes" "$load_devices" "$tiny"
+else
+    echo "bench: pg_virtualenv missing or UBUZIMA_BENCH_PG=0: skipping the PostgreSQL figures" >&2
+fi
+
 report_args=("$results")
-if [ "$tiny" = 0 ]; then report_args+=(--write "$root/docs/PERFORMANCE.md"); fi
+if [ "$tiny" = 0 ] && [ -z "$only" ]; then report_args+=(--write "$root/docs/PERFORMANCE.md"); fi
 python3 bench/report.py "${report_args[@]}"

@@ -2,6 +2,7 @@
 // Operations: liveness and readiness for load balancers, /metrics for Prometheus, and the
 // gauges computed at scrape time (docs/OPERATIONS.md).
 #include <chrono>
+#include <map>
 #include <stdexcept>
 
 #include "api/api.hpp"
@@ -79,6 +80,33 @@ void Api::add_ops_gauges() {
             if (!s.ok()) throw std::runtime_error(s.to_string());
             return static_cast<double>(n);
         });
+    m_metrics.add_gauge_callback("ubuzima_feed_head_seq",
+                                 "The highest seq of the change feed (a device whose cursor is at it is caught up).", [this] {
+                                     std::int64_t head = 0;
+                                     const Status s = m_store.read([&](ReadTxn& tx) -> Status {
+                                         auto h = tx.feed_head();
+                                         if (!h.ok()) return h.status();
+                                         head = *h;
+                                         return {};
+                                     });
+                                     if (!s.ok()) throw std::runtime_error(s.to_string());
+                                     return static_cast<double>(head);
+                                 });
+    // The store's own counters, labelled with its backend.
+    const std::map<std::string, std::string> backend{{"backend", m_store.stats().backend}};
+    m_metrics.add_gauge_callback("ubuzima_db_pool_size", "Database connections this process may open.",
+                                 [this] { return static_cast<double>(m_store.stats().pool_size); }, backend);
+    m_metrics.add_gauge_callback("ubuzima_db_pool_in_use", "Database connections leased to requests now.",
+                                 [this] { return static_cast<double>(m_store.stats().pool_in_use); }, backend);
+    m_metrics.add_gauge_callback("ubuzima_db_pool_checkout_timeouts",
+                                 "Requests answered 503 busy since the start for want of a free connection (a count).",
+                                 [this] { return static_cast<double>(m_store.stats().pool_timeouts); }, backend);
+    m_metrics.add_gauge_callback("ubuzima_db_write_transactions", "Write transactions begun since the start (a count).",
+                                 [this] { return static_cast<double>(m_store.stats().writes); }, backend);
+    m_metrics.add_gauge_callback(
+        "ubuzima_db_writer_wait_seconds",
+        "Total seconds write transactions waited for the writer lock since the start (writes are serialised).",
+        [this] { return m_store.stats().writer_wait_seconds; }, backend);
 }
 
 }  // namespace ubuzima::server

@@ -148,6 +148,12 @@ Result<std::optional<StoredRow>> PgTxn::read_row(const schema::TableDef& table, 
     return std::optional<StoredRow>(std::move(out));
 }
 
+Result<std::int64_t> PgTxn::feed_head() {
+    auto r = m_db.query("SELECT COALESCE(MAX(seq), 0) FROM srv_feed");
+    if (!r.ok()) return r.status();
+    return r->integer(0, 0);
+}
+
 Result<std::vector<FeedEntry>> PgTxn::feed_after(std::int64_t after, const std::vector<std::string>* facilities,
                                                  int limit) {
     auto r = facilities

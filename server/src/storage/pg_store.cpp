@@ -229,6 +229,19 @@ Status PgStore::init() {
     return s;
 }
 
+StoreStats PgStore::stats() const {
+    const pg::Pool::Stats p = m_pool->stats();
+    StoreStats s;
+    s.backend = "postgresql";
+    s.pool_size = p.size;
+    s.pool_open = p.open;
+    s.pool_in_use = p.in_use;
+    s.pool_timeouts = p.timeouts;
+    s.writes = m_writes.load();
+    s.writer_wait_seconds = static_cast<double>(m_writer_wait_ns.load()) / 1e9;
+    return s;
+}
+
 Status PgStore::read(const std::function<Status(ReadTxn&)>& fn) {
     auto lease = m_pool->acquire();
     if (!lease.ok()) return lease.status();
@@ -251,7 +264,12 @@ Status PgStore::write(const std::function<Status(WriteTxn&)>& fn) {
     pg::Connection& db = **lease;
     // READ COMMITTED under the writer lock: every statement after the lock sees every earlier
     // writer's commit, and the lock is released only after this commit is visible.
-    if (Status locked = db.exec(std::string("BEGIN; ") + kWriterLockSql); !locked.ok()) {
+    // How long writers queue for the lock is the cost of serialising them (the metrics show it).
+    const auto waited_from = std::chrono::steady_clock::now();
+    const Status locked = db.exec(std::string("BEGIN; ") + kWriterLockSql);
+    m_writer_wait_ns += std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - waited_from).count();
+    ++m_writes;
+    if (!locked.ok()) {
         (void)db.exec("ROLLBACK");  // e.g. lock_timeout: another writer held the lock too long
         return locked;
     }

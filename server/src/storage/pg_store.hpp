@@ -39,6 +39,7 @@ public:
     sync::NodeId node_id() const override { return m_node; }
     sync::Hlc saved_clock() const override { return m_saved_clock.load(); }
     const std::string& feed_epoch() const override { return m_feed_epoch; }
+    StoreStats stats() const override;
 
 private:
     PgStore() = default;
@@ -49,6 +50,8 @@ private:
     sync::NodeId m_node = 0;
     std::atomic<sync::Hlc> m_saved_clock{0};
     std::string m_feed_epoch;  // set in init, never changed after
+    std::atomic<std::int64_t> m_writes{0};
+    std::atomic<std::int64_t> m_writer_wait_ns{0};
 };
 
 }  // namespace ubuzima::server

@@ -149,6 +149,8 @@ public:
     /// scoped to the facility the row left).
     virtual Result<std::vector<FeedEntry>> feed_after(std::int64_t after, const std::vector<std::string>* facilities,
                                                       int limit) = 0;
+    /// The highest seq the feed has handed out and this snapshot sees (0 for an empty feed).
+    virtual Result<std::int64_t> feed_head() = 0;
     /// Conflicts with id > after_id, oldest first; status "" = all.
     virtual Result<std::vector<ConflictRecord>> list_conflicts(const std::string& status, std::int64_t after_id,
                                                                int limit) = 0;
@@ -240,6 +242,17 @@ public:
     virtual Status insert_audit(const AuditRecord& record) = 0;
 };
 
+/// What a store can tell the metrics about itself (docs/OPERATIONS.md, "Metric families").
+struct StoreStats {
+    std::string backend;                 ///< "sqlite" or "postgresql"
+    int pool_size = 0;                   ///< connections this process may open (SQLite: 1)
+    int pool_open = 0;
+    int pool_in_use = 0;                 ///< leased to requests right now
+    std::int64_t pool_timeouts = 0;      ///< requests answered busy for want of a connection
+    std::int64_t writes = 0;             ///< write transactions begun
+    double writer_wait_seconds = 0;      ///< total time writes waited for the writer lock
+};
+
 class ServerStore {
 public:
     virtual ~ServerStore() = default;
@@ -257,6 +270,8 @@ public:
     /// everything again once (it goes into the pull cursor's scope fingerprint): a store upgraded
     /// past a fix that only a full pull repairs on the devices.
     virtual const std::string& feed_epoch() const = 0;
+    /// Counters for the metrics; cheap, thread-safe.
+    virtual StoreStats stats() const = 0;
 };
 
 }  // namespace ubuzima::server

@@ -133,6 +133,16 @@ Result<std::optional<StoredRow>> SqliteTxn::read_row(const schema::TableDef& tab
     return std::optional<StoredRow>(std::move(out));
 }
 
+Result<std::int64_t> SqliteTxn::feed_head() {
+    auto st = m_db.cached("SELECT COALESCE(MAX(seq), 0) FROM srv_feed");
+    if (!st.ok()) return st.status();
+    auto row = (*st)->step();
+    if (!row.ok()) return row.status();
+    const std::int64_t head = *row ? (*st)->column_int(0) : 0;
+    (*st)->reset();
+    return head;
+}
+
 Result<std::vector<FeedEntry>> SqliteTxn::feed_after(std::int64_t after, const std::vector<std::string>* facilities,
                                           int limit) {
     auto st = facilities

@@ -2,6 +2,7 @@
 // SqliteStore: opening, the bookkeeping tables and their in-place upgrades, transactions.
 #include "storage/sqlite_store.hpp"
 
+#include <chrono>
 #include <cstdlib>
 #include <set>
 
@@ -171,8 +172,31 @@ sync::Hlc SqliteStore::saved_clock() const {
     return m_saved_clock;
 }
 
+StoreStats SqliteStore::stats() const {
+    StoreStats s;
+    s.backend = "sqlite";
+    s.pool_size = 1;
+    s.pool_open = 1;
+    s.pool_in_use = m_in_use.load();
+    s.writes = m_writes.load();
+    s.writer_wait_seconds = static_cast<double>(m_writer_wait_ns.load()) / 1e9;
+    return s;
+}
+
+namespace {
+// Counts the connection as in use while a callback holds it.
+struct InUse {
+    explicit InUse(std::atomic<int>& n) : m_n(n) { ++m_n; }
+    ~InUse() { --m_n; }
+    InUse(const InUse&) = delete;
+    InUse& operator=(const InUse&) = delete;
+    std::atomic<int>& m_n;
+};
+}  // namespace
+
 Status SqliteStore::read(const std::function<Status(ReadTxn&)>& fn) {
     std::lock_guard<std::mutex> lock(m_mutex);
+    InUse in_use(m_in_use);
     // A deferred transaction gives the callback one consistent snapshot of the WAL.
     UBUZIMA_TRY(m_db.exec("BEGIN"));
     SqliteTxn txn(m_db, *m_schema, m_tables, &m_saved_clock);
@@ -183,7 +207,11 @@ Status SqliteStore::read(const std::function<Status(ReadTxn&)>& fn) {
 }
 
 Status SqliteStore::write(const std::function<Status(WriteTxn&)>& fn) {
+    const auto waited_from = std::chrono::steady_clock::now();
     std::lock_guard<std::mutex> lock(m_mutex);
+    m_writer_wait_ns += std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - waited_from).count();
+    ++m_writes;
+    InUse in_use(m_in_use);
     auto tx = sql::Transaction::begin(m_db);
     if (!tx.ok()) return tx.status();
     const sync::Hlc clock_before = m_saved_clock;

@@ -2,6 +2,7 @@
 // The embedded SQLite implementation of ServerStore: one connection, serialised by a mutex.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -33,6 +34,7 @@ public:
     sync::NodeId node_id() const override { return m_node; }
     sync::Hlc saved_clock() const override;
     const std::string& feed_epoch() const override { return m_feed_epoch; }
+    StoreStats stats() const override;
 
 private:
     SqliteStore() = default;
@@ -45,6 +47,9 @@ private:
     sync::NodeId m_node = 0;
     sync::Hlc m_saved_clock = 0;
     std::string m_feed_epoch;  // set in init, never changed after
+    std::atomic<int> m_in_use{0};
+    std::atomic<std::int64_t> m_writes{0};
+    std::atomic<std::int64_t> m_writer_wait_ns{0};
 };
 
 }  // namespace ubuzima::server

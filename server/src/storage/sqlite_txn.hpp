@@ -33,6 +33,7 @@ public:
 
     // sqlite_rows.cpp
     Result<std::optional<StoredRow>> read_row(const schema::TableDef& table, const std::string& id) override;
+    Result<std::int64_t> feed_head() override;
     Result<std::vector<FeedEntry>> feed_after(std::int64_t after, const std::vector<std::string>* facilities,
                                               int limit) override;
     Result<std::vector<ConflictRecord>> list_conflicts(const std::string& status, std::int64_t after_id,

@@ -196,6 +196,13 @@ TEST_CASE("the API counts requests by route pattern and status, sync rows and au
     CHECK(count_lines(after, "# TYPE ubuzima_build_info gauge") == 1);
     CHECK(after.find("ubuzima_build_info{") != std::string::npos);
     CHECK(sample(after, "ubuzima_process_start_time_seconds") > 1.7e9);
+    // The feed moved by the two rows written; the store says what it is and how it queues writers.
+    CHECK(delta(after, "ubuzima_feed_head_seq") >= 2);
+    const std::string backend = on_postgres() ? "postgresql" : "sqlite";
+    CHECK(sample(after, "ubuzima_db_pool_size{backend=\"" + backend + "\"}") >= 1);
+    CHECK(sample(after, "ubuzima_db_pool_in_use{backend=\"" + backend + "\"}") >= 0);  // present (-1: absent)
+    CHECK(delta(after, "ubuzima_db_write_transactions{backend=\"" + backend + "\"}") >= 4);  // logins, push, patch
+    CHECK(sample(after, "ubuzima_db_writer_wait_seconds{backend=\"" + backend + "\"}") >= 0);
 
     // A pull: what is sent counts as pulled rows.
     const std::string coord = s.user_token("cora", "coordinator", {});

@@ -205,10 +205,17 @@ Result<Lease> Pool::acquire() {
             }
             return Lease(this, std::move(*c));
         }
-        if (m_available.wait_until(lock, deadline) == std::cv_status::timeout && m_idle.empty() && m_open >= m_size)
+        if (m_available.wait_until(lock, deadline) == std::cv_status::timeout && m_idle.empty() && m_open >= m_size) {
+            ++m_timeouts;
             return Status(ErrorCode::Busy, "postgresql: all " + std::to_string(m_size) +
                                                " connections of the pool are busy; try again later");
+        }
     }
+}
+
+Pool::Stats Pool::stats() {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    return Stats{m_size, m_open, m_open - static_cast<int>(m_idle.size()), m_timeouts};
 }
 
 void Pool::release(std::unique_ptr<Connection> c) {

@@ -167,6 +167,14 @@ public:
 
     Result<Lease> acquire();
     int size() const { return m_size; }
+    /// Connections leased to requests now, and checkouts that timed out (503) since the start.
+    struct Stats {
+        int size = 0;
+        int open = 0;
+        int in_use = 0;
+        std::int64_t timeouts = 0;
+    };
+    Stats stats();
     const std::string& url() const { return m_url; }
 
 private:
@@ -181,6 +189,7 @@ private:
     std::condition_variable m_available;
     std::vector<std::unique_ptr<Connection>> m_idle;
     int m_open = 0;  ///< connections that exist (idle or leased)
+    std::int64_t m_timeouts = 0;
 };
 
 /// A libpq string literal ('...' with quotes doubled) for the rare statement that cannot take a
