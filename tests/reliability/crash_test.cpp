@@ -15,6 +15,7 @@
 #include <set>
 #include <thread>
 
+#include "reliability/retrying_device.hpp"
 #include "support/server_process.hpp"
 #include "ubuzima/database.hpp"
 #include "ubuzima/schema/sqlite.hpp"
@@ -160,20 +161,8 @@ TEST_CASE("The server killed 50 times while 20 devices push loses and duplicates
     constexpr int kKills = 50;
     constexpr int kMaxRowsPerDevice = 150;
     std::vector<Database> devices;
-    for (int d = 0; d < kDevices; ++d) {
-        DatabaseOptions options;
-        options.path = dir.file("dev" + std::to_string(d) + ".db");
-        options.durability = Durability::Normal;  // device durability is not what this test is about
-        options.sync.timeouts.connect_timeout_ms = 2000;
-        options.sync.timeouts.timeout_ms = 10000;
-        options.sync.retry.max_attempts = 12;
-        options.sync.retry.initial_backoff_ms = 20;
-        options.sync.retry.max_backoff_ms = 400;
-        auto db = Database::open(options);
-        REQUIRE(db.ok());
-        REQUIRE(db->login(server.url(), "alice", password).ok());
-        devices.push_back(std::move(*db));
-    }
+    for (int d = 0; d < kDevices; ++d)
+        devices.push_back(open_retrying_device(dir.file("dev" + std::to_string(d) + ".db"), server.url(), "alice", password));
 
     std::atomic<bool> killing_done{false};
     std::mutex mutex;

@@ -14,6 +14,7 @@
 #include <random>
 #include <thread>
 
+#include "reliability/retrying_device.hpp"
 #include "support/server_process.hpp"
 #include "ubuzima/database.hpp"
 
@@ -62,50 +63,52 @@ Pair login_pair(const std::string& url, const std::string& user, const std::stri
 
 Database open_device(const TempDir& dir, const std::string& name, const std::string& url, const std::string& user,
                      const std::string& password) {
-    DatabaseOptions options;
-    options.path = dir.file(name + ".db");
-    options.durability = Durability::Normal;  // device durability is not what this test is about
-    options.sync.timeouts.connect_timeout_ms = 2000;
-    options.sync.timeouts.timeout_ms = 10000;
-    options.sync.retry.max_attempts = 12;
-    options.sync.retry.initial_backoff_ms = 20;
-    options.sync.retry.max_backoff_ms = 400;
-    auto db = Database::open(options);
-    REQUIRE(db.ok());
-    Status s = db->login(url, user, password);
-    INFO(s.to_string());
-    REQUIRE(s.ok());
-    return std::move(*db);
+    return open_retrying_device(dir.file(name + ".db"), url, user, password);
 }
 
 /// UBUZIMA_TEST_PG asks for the PostgreSQL tests; PGHOST says where the cluster is (pg_virtualenv
 /// exports it). A plain ctest run has neither and skips.
 bool postgres_available() { return std::getenv("UBUZIMA_TEST_PG") && std::getenv("PGHOST"); }
 
-}  // namespace
-
-TEST_CASE("Two servers on one PostgreSQL database share logins, revocations and the feed", "[multiserver]") {
-    if (!postgres_available()) {
-        std::printf("SKIPPED: UBUZIMA_TEST_PG is not set (scripts/test-postgres.sh runs this with a cluster)\n");
+struct PostgresRequired {
+    PostgresRequired() {
+        if (postgres_available()) return;
+        std::printf("SKIPPED: UBUZIMA_TEST_PG and PGHOST are not set (scripts/test-postgres.sh gives a cluster)\n");
         std::exit(77);
+    }
+};
+
+/// Two server processes on one fresh database; the first starts first (it creates the admin).
+struct TwoServers : PostgresRequired {
+    TwoServers() {
+        first.start();
+        second.start();
+        admin = login_token(second.url(), "admin", first.admin_password());
     }
     ThrowawayDatabase database;
     TempDir dir;
-    ServerProcess a(database.url()), b(database.url());
-    a.start();
-    b.start();  // after a: a created the admin in the empty store
+    ServerProcess first{database.url()}, second{database.url()};
+    std::string admin;
     const std::string password = "field-work-2026";
-    const std::string admin = login_token(b.url(), "admin", a.admin_password());
+};
+
+}  // namespace
+
+TEST_CASE_METHOD(TwoServers, "Two servers on one PostgreSQL database share logins, revocations and the feed",
+                 "[multiserver]") {
+    ServerProcess& a = first;
+    ServerProcess& b = second;
     create_user(a.url(), admin, "alice", password, "assessor", {"fac-gisenyi"});
 
     // A token issued by one process is honoured by the other; a refresh rotated on one is spent on both.
-    Pair first = login_pair(a.url(), "alice", password, "tablet-1");
-    CHECK(http_request("GET", b.url() + "/v1/conflicts", "", first.access).status == 403);  // known, but an assessor
-    HttpResult rotated = http_request("POST", b.url() + "/v1/auth/refresh", json{{"refresh_token", first.refresh}, {"device_id", "tablet-1"}}.dump());
+    const Pair login = login_pair(a.url(), "alice", password, "tablet-1");
+    CHECK(http_request("GET", b.url() + "/v1/conflicts", "", login.access).status == 403);  // known, but an assessor
+    HttpResult rotated = http_request("POST", b.url() + "/v1/auth/refresh",
+                                      json{{"refresh_token", login.refresh}, {"device_id", "tablet-1"}}.dump());
     REQUIRE(rotated.status == 200);
     const std::string second_refresh = rotated.json()["refresh_token"].get<std::string>();
-    HttpResult rotated_again =
-        http_request("POST", a.url() + "/v1/auth/refresh", json{{"refresh_token", second_refresh}, {"device_id", "tablet-1"}}.dump());
+    HttpResult rotated_again = http_request("POST", a.url() + "/v1/auth/refresh",
+                                            json{{"refresh_token", second_refresh}, {"device_id", "tablet-1"}}.dump());
     REQUIRE(rotated_again.status == 200);
 
     // Written through one, pulled through the other.
@@ -127,19 +130,11 @@ TEST_CASE("Two servers on one PostgreSQL database share logins, revocations and 
     CHECK(http_request("POST", b.url() + "/v1/sync", json{{"protocol", 1}}.dump(), access).status == 401);
 }
 
-TEST_CASE("Two servers on one PostgreSQL database, one killed 30 times under 20 devices, lose and duplicate nothing",
-          "[multiserver]") {
-    if (!postgres_available()) {
-        std::printf("SKIPPED: UBUZIMA_TEST_PG is not set\n");
-        std::exit(77);
-    }
-    ThrowawayDatabase database;
-    TempDir dir;
-    ServerProcess victim(database.url()), steady(database.url());
-    victim.start();
-    steady.start();
-    const std::string password = "field-work-2026";
-    const std::string admin = login_token(steady.url(), "admin", steady.admin_password());
+TEST_CASE_METHOD(TwoServers,
+                 "Two servers on one PostgreSQL database, one killed 30 times under 20 devices, lose and duplicate nothing",
+                 "[multiserver]") {
+    ServerProcess& victim = first;
+    ServerProcess& steady = second;
     create_user(steady.url(), admin, "alice", password, "assessor", {"fac-gisenyi"});
     create_user(steady.url(), admin, "coord", password, "coordinator", {});
 

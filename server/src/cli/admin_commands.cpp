@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "audit/audit_log.hpp"
+#include "cli/console_exit.hpp"
 #include "auth/user_admin.hpp"
 #include "cli/read_secret.hpp"
 #include "storage/open_store.hpp"
@@ -28,15 +29,8 @@ struct Parsed {
     std::vector<std::string> flags;                 ///< --disable, --enable, --password
 };
 
-int usage(const std::string& why) {
-    std::fprintf(stderr, "ubuzima-server: %s (see ubuzima-server --help)\n", why.c_str());
-    return 2;
-}
-
-int fail(const Status& s) {
-    std::fprintf(stderr, "ubuzima-server: %s\n", s.to_string().c_str());
-    return 1;
-}
+int usage(const std::string& why) { return console_usage(why); }
+int fail(const Status& s) { return console_fail(s); }
 
 bool parse(const std::vector<std::string>& args, Parsed& out, std::string& error) {
     for (std::size_t i = 0; i < args.size(); ++i) {

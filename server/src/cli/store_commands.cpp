@@ -16,6 +16,7 @@
 #include <optional>
 
 #include "audit/audit_log.hpp"
+#include "cli/console_exit.hpp"
 #include "ubuzima/sync/hlc.hpp"
 #include "storage/open_store.hpp"
 #include "storage/sqlite_store.hpp"
@@ -31,15 +32,8 @@ struct SqliteCloser {
 };
 using SqliteHandle = std::unique_ptr<sqlite3, SqliteCloser>;
 
-int usage(const std::string& why) {
-    std::fprintf(stderr, "ubuzima-server: %s (see ubuzima-server --help)\n", why.c_str());
-    return 2;
-}
-
-int fail(const Status& s) {
-    std::fprintf(stderr, "ubuzima-server: %s\n", s.to_string().c_str());
-    return 1;
-}
+int usage(const std::string& why) { return console_usage(why); }
+int fail(const Status& s) { return console_fail(s); }
 
 Result<SqliteHandle> open_file(const std::string& path, int flags) {
     sqlite3* raw = nullptr;

@@ -3,6 +3,7 @@
 // the failed-login counters (the same semantics as sqlite_auth.cpp).
 #include <nlohmann/json.hpp>
 
+#include "storage/auth_columns.hpp"
 #include "storage/pg_txn.hpp"
 
 namespace ubuzima::server {
@@ -11,24 +12,13 @@ using nlohmann::json;
 
 namespace {
 
-constexpr const char* kUserColumns = "id, username, password_hash, role, facilities, created_at, updated_at, disabled";
-constexpr const char* kTokenColumns =
-    "hash, kind, family, user_id, device_id, parent, issued_at, expires_at, used_at, regranted, revoked_at";
-constexpr const char* kDeviceColumns =
-    "id, user_id, first_seen, last_seen, last_sync, revoked_at, revoked_by, reported_pending, reported_rejected, "
-    "rejected_total";
-
-std::vector<std::string> parse_string_array(const std::string& text) {
-    std::vector<std::string> out;
-    const json j = json::parse(text, nullptr, false);
-    if (!j.is_array()) return out;
-    for (const json& v : j)
-        if (v.is_string()) out.push_back(v.get<std::string>());
-    return out;
-}
+using columns::parse_facilities;
+constexpr const char* kUserColumns = columns::kUser;
+constexpr const char* kTokenColumns = columns::kToken;
+constexpr const char* kDeviceColumns = columns::kDevice;
 
 UserRecord user_from_row(const pg::PgResult& r, int i) {
-    return UserRecord{r.text(i, 0), r.text(i, 1), r.text(i, 2), r.text(i, 3), parse_string_array(r.text(i, 4)),
+    return UserRecord{r.text(i, 0), r.text(i, 1), r.text(i, 2), r.text(i, 3), parse_facilities(r.text(i, 4)),
                       r.integer(i, 5), r.integer(i, 6), r.integer(i, 7) != 0};
 }
 

@@ -3,6 +3,7 @@
 // failed-login counters.
 #include <nlohmann/json.hpp>
 
+#include "storage/auth_columns.hpp"
 #include "storage/sqlite_txn.hpp"
 
 namespace ubuzima::server {
@@ -11,25 +12,14 @@ using nlohmann::json;
 
 namespace {
 
-constexpr const char* kUserColumns = "id, username, password_hash, role, facilities, created_at, updated_at, disabled";
-constexpr const char* kTokenColumns =
-    "hash, kind, family, user_id, device_id, parent, issued_at, expires_at, used_at, regranted, revoked_at";
-constexpr const char* kDeviceColumns =
-    "id, user_id, first_seen, last_seen, last_sync, revoked_at, revoked_by, reported_pending, reported_rejected, "
-    "rejected_total";
-
-std::vector<std::string> parse_string_array(const std::string& text) {
-    std::vector<std::string> out;
-    const json j = json::parse(text, nullptr, false);
-    if (!j.is_array()) return out;
-    for (const json& v : j)
-        if (v.is_string()) out.push_back(v.get<std::string>());
-    return out;
-}
+using columns::parse_facilities;
+constexpr const char* kUserColumns = columns::kUser;
+constexpr const char* kTokenColumns = columns::kToken;
+constexpr const char* kDeviceColumns = columns::kDevice;
 
 UserRecord user_from_row(const sql::Statement& s) {
     return UserRecord{s.column_text(0), s.column_text(1), s.column_text(2), s.column_text(3),
-                      parse_string_array(s.column_text(4)), s.column_int(5), s.column_int(6), s.column_int(7) != 0};
+                      parse_facilities(s.column_text(4)), s.column_int(5), s.column_int(6), s.column_int(7) != 0};
 }
 
 TokenRecord token_from_row(const sql::Statement& s) {

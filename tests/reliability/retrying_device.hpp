@@ -1,0 +1,32 @@
+// Ubuzima Sync — MIT licence.
+// A device database for the kill tests: logged in, and retrying long enough to outlast a server
+// restart (12 attempts, 20 ms doubling to 400 ms, 10 s per request).
+#pragma once
+
+#include <catch2/catch.hpp>
+
+#include <string>
+
+#include "ubuzima/database.hpp"
+
+namespace ubuzima::test {
+
+inline Database open_retrying_device(const std::string& path, const std::string& url, const std::string& user,
+                                     const std::string& password) {
+    DatabaseOptions options;
+    options.path = path;
+    options.durability = Durability::Normal;  // device durability is not what these tests are about
+    options.sync.timeouts.connect_timeout_ms = 2000;
+    options.sync.timeouts.timeout_ms = 10000;
+    options.sync.retry.max_attempts = 12;
+    options.sync.retry.initial_backoff_ms = 20;
+    options.sync.retry.max_backoff_ms = 400;
+    auto db = Database::open(options);
+    REQUIRE(db.ok());
+    const Status s = db->login(url, user, password);
+    INFO(s.to_string());
+    REQUIRE(s.ok());
+    return std::move(*db);
+}
+
+}  // namespace ubuzima::test
