@@ -153,3 +153,10 @@ bob_device=$("$cli" "${B[@]}" status | sed -n 's/^device \([0-9a-f]*\):.*/\1/p')
 api -X POST "$url/v1/admin/devices/$bob_device/revoke" -H "Authorization: Bearer $admin_token"; echo
 run "$cli" "${B[@]}" sync || true
 run "$cli" "${A[@]}" sync
+
+step "Operations: a backup while the server runs, readiness for a load balancer, and its metrics"
+run "$server_bin" backup --data "$data/server" --to "$data/backup-$(date -u +%Y%m%dT%H%M%SZ).db"
+api -o /dev/null -w 'GET /v1/health/ready: %{http_code}\n' "$url/v1/health/ready"
+printf '$ curl -H "Authorization: Bearer <admin>" %s/metrics | grep ...\n' "$url"
+api "$url/metrics" -H "Authorization: Bearer $admin_token" |
+    grep -E '^ubuzima_(sync_rows_pushed_total|sync_conflicts_total|feed_head_seq|devices_active|db_pool_size)' || true
