@@ -177,9 +177,7 @@ TEST_CASE("The server killed 50 times while 20 devices push loses and duplicates
             Database& db = devices[static_cast<std::size_t>(d)];
             for (int i = 0; !killing_done && i < kMaxRowsPerDevice; ++i) {
                 const std::string title = "srv-" + std::to_string(d) + "-" + std::to_string(i);
-                if (!db.insert("need", json{{"facility_id", "fac-gisenyi"}, {"need_type", "skills_training"}, {"specialty_code", "anaesthesiology"}, {"description", "x"},
-                                            {"title", title}, {"priority", "high"}, {"status", "identified"}})
-                         .ok())
+                if (!db.insert("need", kill_test_need(title)).ok())
                     return;  // reported as a count mismatch below
                 written[static_cast<std::size_t>(d)].push_back(title);
                 auto synced = db.sync();

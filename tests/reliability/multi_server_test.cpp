@@ -156,10 +156,7 @@ TEST_CASE_METHOD(TwoServers,
             Database& db = devices[static_cast<std::size_t>(d)];
             for (int i = 0; !killing_done && i < kMaxRowsPerDevice; ++i) {
                 const std::string title = "multi-" + std::to_string(d) + "-" + std::to_string(i);
-                if (!db.insert("need", json{{"facility_id", "fac-gisenyi"}, {"need_type", "skills_training"},
-                                            {"description", "x"}, {"title", title}, {"priority", "high"},
-                                            {"status", "identified"}})
-                         .ok())
+                if (!db.insert("need", kill_test_need(title)).ok())
                     return;  // shows as a count mismatch below
                 written[static_cast<std::size_t>(d)].push_back(title);
                 if (db.sync().ok()) {

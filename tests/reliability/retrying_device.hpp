@@ -1,11 +1,13 @@
 // Ubuzima Sync — MIT licence.
 // A device database for the kill tests: logged in, and retrying long enough to outlast a server
-// restart (12 attempts, 20 ms doubling to 400 ms, 10 s per request).
+// restart (12 attempts, 20 ms doubling to 400 ms, 10 s per request), and the row it writes.
 #pragma once
 
 #include <catch2/catch.hpp>
 
 #include <string>
+
+#include <nlohmann/json.hpp>
 
 #include "ubuzima/database.hpp"
 
@@ -27,6 +29,12 @@ inline Database open_retrying_device(const std::string& path, const std::string&
     INFO(s.to_string());
     REQUIRE(s.ok());
     return std::move(*db);
+}
+
+/// The need every kill-test device writes, told apart by its title.
+inline nlohmann::json kill_test_need(const std::string& title) {
+    return {{"facility_id", "fac-gisenyi"}, {"need_type", "skills_training"}, {"specialty_code", "anaesthesiology"},
+            {"description", "x"}, {"title", title}, {"priority", "high"}, {"status", "identified"}};
 }
 
 }  // namespace ubuzima::test
