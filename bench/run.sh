@@ -18,6 +18,10 @@ else
     tls_connections=300; tls_requests=2000; tls_records=5000; login_samples=25
 fi
 
+# Sizes may be narrowed for a quicker look (e.g. UBUZIMA_BENCH_SYNC_SIZES=100000 UBUZIMA_BENCH_LOAD_DEVICES=100).
+sync_sizes="${UBUZIMA_BENCH_SYNC_SIZES:-$sync_sizes}"
+load_devices="${UBUZIMA_BENCH_LOAD_DEVICES:-$load_devices}"
+
 build="$root/build-bench"
 work="$build/bench-work"
 results="$work/results.jsonl"

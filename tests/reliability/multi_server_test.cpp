@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
@@ -215,4 +216,39 @@ TEST_CASE_METHOD(TwoServers,
     CHECK(verdict.find("audit log intact") != std::string::npos);
     WARN("multi-server crash test: " << kKills << " kills, " << total_written << " records from " << kDevices
                                      << " devices through two servers");
+}
+
+TEST_CASE("Two servers on one PostgreSQL database share one rate limit per device, not one each", "[multiserver][rate]") {
+    PostgresRequired required;
+    ThrowawayDatabase database;
+    ServerProcess a{database.url()}, b{database.url()};
+    // 1 request/s in bursts of 6; each process alone would allow a device 6 at once.
+    a.set_extra_args({"--rate-per-device", "1"});
+    b.set_extra_args({"--rate-per-device", "1"});
+    a.start();
+    b.start();
+    const std::string admin = login_token(a.url(), "admin", a.admin_password());
+    create_user(a.url(), admin, "alice", "field-work-2026", "assessor", {"fac-gisenyi"});
+    const std::string node = "00000000000000ab";
+    const Pair device = login_pair(b.url(), "alice", "field-work-2026", node);
+    const std::string body = json{{"protocol", 1}, {"schema_version", 1}, {"node", node}}.dump();
+
+    // The device alternates between the processes, as behind a load balancer without stickiness.
+    int allowed = 0;
+    std::map<int, int> refused_by;
+    const auto started = std::chrono::steady_clock::now();
+    for (int i = 0; i < 12; ++i) {
+        ServerProcess& server = i % 2 ? b : a;
+        HttpResult r = http_request("POST", server.url() + "/v1/sync", body, device.access);
+        if (r.status == 200) ++allowed;
+        else if (r.status == 429) ++refused_by[i % 2];
+        else FAIL("unexpected status " << r.status << ": " << r.body);
+    }
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    INFO("allowed " << allowed << " of 12 in " << seconds << " s");
+    // One shared bucket: 6, plus what it refilled meanwhile. Per-process buckets would allow 12.
+    CHECK(allowed >= 6);
+    CHECK(allowed <= 6 + static_cast<int>(std::ceil(seconds)));
+    CHECK(refused_by[0] > 0);
+    CHECK(refused_by[1] > 0);
 }

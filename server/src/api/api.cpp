@@ -93,6 +93,8 @@ Api::Api(ServerStore& store, ServerOptions options)
       m_sync(store, m_options, m_clock),
       m_address_limit(m_options.rate.per_address_per_s, m_options.rate.per_address_burst),
       m_device_limit(m_options.rate.per_device_per_s, m_options.rate.per_device_burst) {
+    m_address_limit.share(store.shared_rate_buckets(), "addr:");
+    m_device_limit.share(store.shared_rate_buckets(), "device:");
     add_auth_routes();
     add_sync_routes();
     add_admin_routes();

@@ -107,6 +107,12 @@ void Api::add_ops_gauges() {
         "ubuzima_db_writer_wait_seconds",
         "Total seconds write transactions waited for the writer lock since the start (writes are serialised).",
         [this] { return m_store.stats().writer_wait_seconds; }, backend);
+    if (m_store.shared_rate_buckets())
+        m_metrics.add_gauge_callback(
+            "ubuzima_rate_limit_shared_failures",
+            "Requests let through since the start because the shared rate-limit buckets did not answer (a count).",
+            [this] { return static_cast<double>(m_address_limit.shared_failures() + m_device_limit.shared_failures()); },
+            backend);
 }
 
 }  // namespace ubuzima::server

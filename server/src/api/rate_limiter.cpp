@@ -9,6 +9,17 @@ namespace ubuzima::server {
 
 std::int64_t RateLimiter::take(const std::string& key, std::int64_t now_ms) {
     if (!enabled()) return 0;
+    if (const std::int64_t wait = take_local(key, now_ms)) return wait;
+    if (!m_shared) return 0;
+    auto shared = m_shared->take(m_prefix + key, m_per_ms * 1000.0, m_burst, now_ms);
+    if (!shared.ok()) {
+        ++m_shared_failures;
+        return 0;
+    }
+    return *shared;
+}
+
+std::int64_t RateLimiter::take_local(const std::string& key, std::int64_t now_ms) {
     std::lock_guard<std::mutex> lock(m_mutex);
     auto it = m_buckets.find(key);
     if (it == m_buckets.end()) {

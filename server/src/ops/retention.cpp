@@ -1,6 +1,7 @@
 // Ubuzima Sync — MIT licence.
 #include "ops/retention.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
@@ -38,6 +39,17 @@ RetentionTask::~RetentionTask() {
     m_thread.join();
 }
 
+Result<std::int64_t> prune_rate_buckets(ServerStore& store, const ServerOptions& options) {
+    SharedRateBuckets* buckets = store.shared_rate_buckets();
+    if (!buckets) return std::int64_t{0};
+    // A bucket idle for as long as it takes to fill is the same as no bucket (a new key starts full).
+    double refill_s = 3600;
+    const RateLimits& r = options.rate;
+    if (r.per_device_per_s > 0) refill_s = std::max(refill_s, r.per_device_burst / r.per_device_per_s);
+    if (r.per_address_per_s > 0) refill_s = std::max(refill_s, r.per_address_burst / r.per_address_per_s);
+    return buckets->prune(options.wall() - static_cast<std::int64_t>(refill_s * 1000) - 1000);
+}
+
 void RetentionTask::run() {
     std::unique_lock<std::mutex> lock(m_mutex);
     while (!m_stop) {
@@ -45,6 +57,9 @@ void RetentionTask::run() {
         auto pruned = prune_history(m_store, m_options);
         if (!pruned.ok())
             std::fprintf(stderr, "ubuzima-server: retention: %s (retried later)\n", pruned.status().to_string().c_str());
+        if (auto buckets = prune_rate_buckets(m_store, m_options); !buckets.ok())
+            std::fprintf(stderr, "ubuzima-server: retention: rate buckets: %s (retried later)\n",
+                         buckets.status().to_string().c_str());
         lock.lock();
         m_wake.wait_for(lock, std::chrono::milliseconds(m_interval_ms), [this] { return m_stop; });
     }

@@ -23,7 +23,11 @@ struct PruneCounts {
 /// to run from several server processes at once: each deletes what is due, the others find less.
 Result<PruneCounts> prune_history(ServerStore& store, const ServerOptions& options);
 
-/// Runs prune_history every `interval_ms` on a thread of its own until destroyed (the
+/// Forgets the shared rate-limit buckets (PostgreSQL) that have been idle long enough to be full
+/// again; returns how many (0 without shared buckets).
+Result<std::int64_t> prune_rate_buckets(ServerStore& store, const ServerOptions& options);
+
+/// Runs prune_history and prune_rate_buckets every `interval_ms` on a thread of its own until destroyed (the
 /// destructor wakes and joins it). Failures are reported on stderr and retried next time.
 class RetentionTask {
 public:

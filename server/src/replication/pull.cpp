@@ -3,6 +3,7 @@
 // caller may see (in SQL: a forged cursor can only move within the caller's own rows).
 #include <algorithm>
 #include <charconv>
+#include <map>
 
 #include "auth/crypto.hpp"
 #include "replication/sync_service.hpp"
@@ -110,45 +111,56 @@ Status SyncService::pull(const AuthUser& user, const sync::SyncRequest& request,
         if (!entries.ok()) return entries.status();
         response.more = entries->size() > static_cast<std::size_t>(limit);
         if (response.more) entries->resize(static_cast<std::size_t>(limit));
+        // The device wrote every field of the row it lacks: no need to read it back.
+        auto only_own_writes = [&](const FeedEntry& e) {
+            if (e.gone || !written) return false;
+            auto w = written->find({e.table, e.row_id});
+            if (w == written->end() || w->second.seq != e.seq) return false;
+            const bool holds_own = device_holds_own_fields(w->second.moved_seq, in.since);
+            for (const auto& [field, version] : w->second.versions) {
+                auto seq = w->second.seqs.find(field);
+                if (seq != w->second.seqs.end() && seq->second > in.since && (version.node != request.node || !holds_own))
+                    return false;
+            }
+            return true;
+        };
+        // The page's rows, with one read per table (one statement each on PostgreSQL).
+        std::map<std::string, std::vector<std::string>> wanted;
+        for (const FeedEntry& e : *entries)
+            if (m_schema.table(e.table) && !only_own_writes(e)) wanted[e.table].push_back(e.row_id);
+        std::map<std::string, std::map<std::string, StoredRow>> rows;
+        for (auto& [table, ids] : wanted) {
+            std::sort(ids.begin(), ids.end());
+            ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+            auto read = tx.read_rows(*m_schema.table(table), ids);
+            if (!read.ok()) return read.status();
+            rows[table] = std::move(*read);
+        }
         for (const FeedEntry& e : *entries) {
             const schema::TableDef* t = m_schema.table(e.table);
-            if (!t) continue;
-            if (!e.gone && written) {
-                auto w = written->find({e.table, e.row_id});
-                if (w != written->end() && w->second.seq == e.seq) {
-                    const bool holds_own = device_holds_own_fields(w->second.moved_seq, in.since);
-                    bool any = false;
-                    for (const auto& [field, version] : w->second.versions) {
-                        auto seq = w->second.seqs.find(field);
-                        if (seq != w->second.seqs.end() && seq->second > in.since &&
-                            (version.node != request.node || !holds_own))
-                            any = true;
-                    }
-                    if (!any) continue;  // the device wrote every field it lacks: no need to read it back
-                }
-            }
-            auto row = tx.read_row(*t, e.row_id);
-            if (!row.ok()) return row.status();
-            if (!*row) continue;
+            if (!t || only_own_writes(e)) continue;
+            auto found = rows[e.table].find(e.row_id);
+            if (found == rows[e.table].end()) continue;
+            const StoredRow* row = &found->second;
             if (e.gone) {
                 // The row left a facility this user sees; it is gone for them unless they see
                 // where it went too (then its live entry carries it).
-                const std::optional<std::string> now_in = row_scope(*t, **row);
+                const std::optional<std::string> now_in = row_scope(*t, *row);
                 if (!user.sees_all() && now_in && !user.may_see(*now_in))
                     response.changes.push_back(sync::RowChange{e.table, e.row_id, {}, true});
                 continue;
             }
             sync::RowChange rc{e.table, e.row_id, {}, false};
-            const bool skip_own = !full && device_holds_own_fields((*row)->moved_seq, in.since);
-            for (const auto& [field, version] : (*row)->versions) {
-                auto seq = (*row)->seqs.find(field);
-                if (seq == (*row)->seqs.end() || seq->second <= in.since) continue;
+            const bool skip_own = !full && device_holds_own_fields(row->moved_seq, in.since);
+            for (const auto& [field, version] : row->versions) {
+                auto seq = row->seqs.find(field);
+                if (seq == row->seqs.end() || seq->second <= in.since) continue;
                 // The requesting device wrote the current value itself: it has it already.
                 if (skip_own && version.node == request.node) continue;
-                auto value = (*row)->values.find(field);
-                auto overwrote = (*row)->overwrote.find(field);
-                rc.fields[field] = {value == (*row)->values.end() ? Value() : value->second, version,
-                                    overwrote == (*row)->overwrote.end() ? sync::Version{} : overwrote->second};
+                auto value = row->values.find(field);
+                auto overwrote = row->overwrote.find(field);
+                rc.fields[field] = {value == row->values.end() ? Value() : value->second, version,
+                                    overwrote == row->overwrote.end() ? sync::Version{} : overwrote->second};
             }
             if (!rc.fields.empty()) response.changes.push_back(std::move(rc));
         }

@@ -1,6 +1,8 @@
 // Ubuzima Sync — MIT licence.
 // The push path: the field merge and the conflict journal (the rules that may refuse a change
 // are in push_rules.cpp), and one batch applied in one transaction.
+#include <algorithm>
+#include <map>
 #include <set>
 
 #include "audit/audit_log.hpp"
@@ -99,6 +101,21 @@ Result<sync::PushResult> SyncService::push(WriteTxn& tx, const AuthUser& user, c
     // for good, and applied before it, it would end up older than the write it followed).
     std::set<std::pair<std::string, std::string>> deferred;
     const PushContext ctx{user, request.node, m_options, m_schema, deferred};
+    // Every row the batch touches, read with one call per table (one statement each on
+    // PostgreSQL) and kept as the batch writes them.
+    std::map<std::pair<std::string, std::string>, StoredRow> rows;
+    {
+        std::map<std::string, std::vector<std::string>> wanted;
+        for (const Change& ch : batch.changes)
+            if (m_schema.table(ch.table)) wanted[ch.table].push_back(ch.row_id);
+        for (auto& [table, ids] : wanted) {
+            std::sort(ids.begin(), ids.end());
+            ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+            auto read = tx.read_rows(*m_schema.table(table), ids);
+            if (!read.ok()) return read.status();
+            for (auto& [id, row] : *read) rows.emplace(std::make_pair(table, id), std::move(row));
+        }
+    }
     for (std::size_t i = 0; i < batch.changes.size(); ++i) {
         const Change& ch = batch.changes[i];
         const TableDef* t = m_schema.table(ch.table);
@@ -106,15 +123,16 @@ Result<sync::PushResult> SyncService::push(WriteTxn& tx, const AuthUser& user, c
             result.rejected.push_back({i, ErrorCode::UnknownTable, "unknown table '" + ch.table + "'", std::nullopt});
             continue;
         }
-        auto row = tx.read_row(*t, ch.row_id);
-        if (!row.ok()) return row.status();
-        const Status verdict = check_change(tx, *t, *row, ch, ctx);
+        const auto key = std::make_pair(ch.table, ch.row_id);
+        std::optional<StoredRow> row;
+        if (auto cached = rows.find(key); cached != rows.end()) row = cached->second;
+        const Status verdict = check_change(tx, *t, row, ch, ctx);
         if (verdict.code() == ErrorCode::ClockSkew) deferred.insert({ch.table, ch.row_id});
         if (!verdict.ok()) {
             if (!is_rejection(verdict.code())) return verdict;
             sync::Rejection rej{i, verdict.code(), verdict.message(), std::nullopt};
             // The stored values let the device roll its copy back, if it may see the row at all.
-            const std::optional<StoredRow>& stored = *row;
+            const std::optional<StoredRow>& stored = row;
             if (stored && (!row_scope(*t, *stored) || user.may_see(*row_scope(*t, *stored)))) {
                 std::map<std::string, sync::VersionedValue> current;
                 for (const auto& entry : ch.fields) {
@@ -128,8 +146,8 @@ Result<sync::PushResult> SyncService::push(WriteTxn& tx, const AuthUser& user, c
             result.rejected.push_back(std::move(rej));
             continue;
         }
-        const bool creates = !row->has_value();
-        auto applied = apply_change(tx, *t, std::move(*row), ch, now, user.id);
+        const bool creates = !row.has_value();
+        auto applied = apply_change(tx, *t, std::move(row), ch, now, user.id);
         if (!applied.ok()) return applied.status();
         for (auto& c : applied->conflicts) result.conflicts.push_back(std::move(c));
         bool wrote = applied->wrote;
@@ -146,6 +164,7 @@ Result<sync::PushResult> SyncService::push(WriteTxn& tx, const AuthUser& user, c
             if (!stamped.ok()) return stamped.status();
             final_row = std::move(stamped->row);
         }
+        if (wrote) rows[key] = final_row;
         if (written && wrote) {
             WrittenRow& w = (*written)[{ch.table, ch.row_id}];
             w.seq = final_row.seq;

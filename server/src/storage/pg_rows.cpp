@@ -31,48 +31,8 @@ std::string select_row_sql(const schema::TableDef& table) {
     return "SELECT " + column_list(table) + " FROM " + pg::quote_ident(table.name) + " WHERE id = $1";
 }
 
-std::string upsert_row_sql(const schema::TableDef& table) {
-    std::vector<std::string> cols{"id"};
-    for (const schema::FieldDef& f : table.fields) cols.push_back(pg::quote_ident(f.name));
-    for (const char* h : kHidden) cols.emplace_back(h);
-    std::string list, params, updates;
-    for (std::size_t i = 0; i < cols.size(); ++i) {
-        list += (i ? ", " : "") + cols[i];
-        params += (i ? ", $" : "$") + std::to_string(i + 1);
-        if (i) updates += (i > 1 ? ", " : "") + cols[i] + " = excluded." + cols[i];
-    }
-    return "INSERT INTO " + pg::quote_ident(table.name) + " (" + list + ") VALUES (" + params +
-           ") ON CONFLICT (id) DO UPDATE SET " + updates;
-}
-
-// Binds a schema value as the SQLite store does (sqlite.cpp, Statement::bind_value).
-void add_value(pg::Params& p, schema::FieldType type, const schema::Value& v) {
-    using schema::FieldType;
-    if (v.is_null()) {
-        p.add_null();
-        return;
-    }
-    switch (type) {
-        case FieldType::Int:
-        case FieldType::Timestamp:
-            if (v.is_number()) p.add(v.get<std::int64_t>());
-            else p.add_null();
-            return;
-        case FieldType::Bool:
-            if (v.is_boolean()) p.add_bool(v.get<bool>());
-            else p.add_null();
-            return;
-        case FieldType::Real:
-            if (v.is_number()) p.add(v.get<double>());
-            else p.add_null();
-            return;
-        case FieldType::Json:
-            p.add(v.dump());
-            return;
-        default:
-            if (v.is_string()) p.add(v.get_ref<const std::string&>());
-            else p.add(v.dump());
-    }
+std::string select_rows_sql(const schema::TableDef& table) {
+    return "SELECT " + column_list(table) + " FROM " + pg::quote_ident(table.name) + " WHERE id = ANY($1::text[])";
 }
 
 schema::Value column_value(const pg::PgResult& r, int row, int col, schema::FieldType type) {
@@ -93,6 +53,27 @@ schema::Value column_value(const pg::PgResult& r, int row, int col, schema::Fiel
         default:
             return r.text(row, col);
     }
+}
+
+// One row of select_row_sql/select_rows_sql.
+StoredRow decode_row(const schema::TableDef& table, const pg::PgResult& r, int i) {
+    StoredRow out;
+    out.id = r.text(i, 0);
+    const int base = 1 + static_cast<int>(table.fields.size());
+    read_versions(r.text(i, base + 1), out.versions);
+    read_seqs(r.text(i, base + 2), out.seqs);
+    for (std::size_t f = 0; f < table.fields.size(); ++f) {
+        const schema::FieldDef& field = table.fields[f];
+        if (out.versions.count(field.name))
+            out.values[field.name] = column_value(r, i, 1 + static_cast<int>(f), field.type);
+    }
+    if (out.versions.count(deleted_key())) out.values[deleted_key()] = r.integer(i, base) != 0;
+    out.seq = r.integer(i, base + 3);
+    if (!r.is_null(i, base + 4)) out.scope = r.text(i, base + 4);
+    read_versions(r.text(i, base + 5), out.overwrote);
+    out.author = r.text(i, base + 6);
+    out.moved_seq = r.integer(i, base + 7);
+    return out;
 }
 
 constexpr const char* kConflictSelect =
@@ -127,28 +108,34 @@ Status PgTxn::run(const std::string& sql, const pg::Params& params) {
 }
 
 Result<std::optional<StoredRow>> PgTxn::read_row(const schema::TableDef& table, const std::string& id) {
+    if (const StoredRow* pending = m_buffer.find_row(table.name, id)) return std::optional<StoredRow>(*pending);
     auto r = m_db.query(select_row_sql(table), pg::Params().add(id));
     if (!r.ok()) return r.status();
     if (r->rows() == 0) return std::optional<StoredRow>();
-    StoredRow out;
-    out.id = id;
-    const int base = 1 + static_cast<int>(table.fields.size());
-    read_versions(r->text(0, base + 1), out.versions);
-    read_seqs(r->text(0, base + 2), out.seqs);
-    for (std::size_t i = 0; i < table.fields.size(); ++i) {
-        const schema::FieldDef& f = table.fields[i];
-        if (out.versions.count(f.name)) out.values[f.name] = column_value(*r, 0, 1 + static_cast<int>(i), f.type);
+    return std::optional<StoredRow>(decode_row(table, *r, 0));
+}
+
+Result<std::map<std::string, StoredRow>> PgTxn::read_rows(const schema::TableDef& table,
+                                                          const std::vector<std::string>& ids) {
+    std::map<std::string, StoredRow> out;
+    std::vector<std::string> unwritten;
+    for (const std::string& id : ids) {
+        if (const StoredRow* pending = m_buffer.find_row(table.name, id)) out.emplace(id, *pending);
+        else unwritten.push_back(id);
     }
-    if (out.versions.count(deleted_key())) out.values[deleted_key()] = r->integer(0, base) != 0;
-    out.seq = r->integer(0, base + 3);
-    if (!r->is_null(0, base + 4)) out.scope = r->text(0, base + 4);
-    read_versions(r->text(0, base + 5), out.overwrote);
-    out.author = r->text(0, base + 6);
-    out.moved_seq = r->integer(0, base + 7);
-    return std::optional<StoredRow>(std::move(out));
+    if (unwritten.empty()) return out;
+    auto r = m_db.query(select_rows_sql(table), pg::Params().add_text_array(unwritten));
+    if (!r.ok()) return r.status();
+    for (int i = 0; i < r->rows(); ++i) {
+        StoredRow row = decode_row(table, *r, i);
+        std::string id = row.id;
+        out.emplace(std::move(id), std::move(row));
+    }
+    return out;
 }
 
 Result<std::int64_t> PgTxn::feed_head() {
+    UBUZIMA_TRY(m_buffer.flush(m_db));
     auto r = m_db.query("SELECT COALESCE(MAX(seq), 0) FROM srv_feed");
     if (!r.ok()) return r.status();
     return r->integer(0, 0);
@@ -156,6 +143,7 @@ Result<std::int64_t> PgTxn::feed_head() {
 
 Result<std::vector<FeedEntry>> PgTxn::feed_after(std::int64_t after, const std::vector<std::string>* facilities,
                                                  int limit) {
+    UBUZIMA_TRY(m_buffer.flush(m_db));
     auto r = facilities
                  ? m_db.query("SELECT seq, tbl, row_id, gone FROM srv_feed WHERE seq > $1 AND (scope IS NULL OR "
                               "scope IN (SELECT jsonb_array_elements_text($3::jsonb))) ORDER BY seq LIMIT $2",
@@ -172,47 +160,31 @@ Result<std::vector<FeedEntry>> PgTxn::feed_after(std::int64_t after, const std::
 
 Result<std::int64_t> PgTxn::append_feed(const std::string& table, const std::string& row_id,
                                         const std::optional<std::string>& scope) {
-    // The seq comes from srv_feed's sequence while this transaction holds the writer lock
-    // (PgStore::write), so no later seq can commit before this one.
-    UBUZIMA_TRY(run("DELETE FROM srv_feed WHERE tbl = $1 AND row_id = $2 AND gone = 0", pg::Params().add(table).add(row_id)));
-    auto r = m_db.query("INSERT INTO srv_feed (tbl, row_id, scope) VALUES ($1, $2, $3) RETURNING seq",
-                        pg::Params().add(table).add(row_id).add_optional(scope));
-    if (!r.ok()) return r.status();
-    return r->integer(0, 0);
+    // Handed out while this transaction holds the writer lock (PgStore::write), so no later seq
+    // can commit before this one; the entry itself goes with the buffer's flush.
+    auto seq = m_buffer.next_seq(m_db);
+    if (!seq.ok()) return seq.status();
+    m_buffer.put_feed(table, row_id, *seq, scope);
+    return *seq;
 }
 
 Status PgTxn::record_move(const std::string& table, const std::string& row_id, const std::optional<std::string>& from,
                           const std::optional<std::string>& to) {
+    // Exit entries (gone = 1) are written at once: moves are rare, and the buffer holds only
+    // live entries.
     const char* drop = "DELETE FROM srv_feed WHERE tbl = $1 AND row_id = $2 AND scope = $3 AND gone = 1";
     if (to) UBUZIMA_TRY(run(drop, pg::Params().add(table).add(row_id).add(*to)));
     if (!from) return {};
     UBUZIMA_TRY(run(drop, pg::Params().add(table).add(row_id).add(*from)));
-    return run("INSERT INTO srv_feed (tbl, row_id, scope, gone) VALUES ($1, $2, $3, 1)",
-               pg::Params().add(table).add(row_id).add(*from));
+    auto seq = m_buffer.next_seq(m_db);
+    if (!seq.ok()) return seq.status();
+    return run("INSERT INTO srv_feed (seq, tbl, row_id, scope, gone) VALUES ($1, $2, $3, $4, 1)",
+               pg::Params().add(*seq).add(table).add(row_id).add(*from));
 }
 
 Status PgTxn::write_row(const schema::TableDef& table, const StoredRow& row) {
-    pg::Params p;
-    p.add(row.id);
-    for (const schema::FieldDef& f : table.fields) {
-        auto v = row.values.find(f.name);
-        if (v == row.values.end()) p.add_null();
-        else add_value(p, f.type, v->second);
-    }
-    auto del = row.values.find(deleted_key());
-    p.add(std::int64_t{del != row.values.end() && del->second == true ? 1 : 0});
-    sync::FlatObjectWriter text;
-    for (const auto& [field, version] : row.versions) text.add_string(field, version.to_string());
-    p.add(text.finish());
-    for (const auto& [field, seq] : row.seqs) text.add_integer(field, seq);
-    p.add(text.finish());
-    p.add(row.seq);
-    p.add_optional(row.scope);
-    for (const auto& [field, version] : row.overwrote) text.add_string(field, version.to_string());
-    p.add(text.finish());
-    p.add(row.author);
-    p.add(row.moved_seq);
-    return run(upsert_row_sql(table), p);
+    m_buffer.put_row(table, row);
+    return {};
 }
 
 Result<std::optional<std::string>> PgTxn::find_batch(const std::string& user_id, const std::string& batch_id) {

@@ -64,6 +64,10 @@ CREATE TABLE IF NOT EXISTS srv_conflicts (id BIGSERIAL PRIMARY KEY, tbl TEXT NOT
     lost_version TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'open', created_at BIGINT NOT NULL,
     resolved_by TEXT, resolved_version TEXT, scope TEXT, resolved_at BIGINT);
 CREATE INDEX IF NOT EXISTS srv_conflicts_status ON srv_conflicts (status, id);
+-- Rate-limit buckets (pg_rate_buckets.cpp): UNLOGGED, as they are worth no WAL; a crash
+-- empties the table, which gives every key a full bucket once.
+CREATE UNLOGGED TABLE IF NOT EXISTS srv_rate (key TEXT PRIMARY KEY NOT NULL, tokens DOUBLE PRECISION NOT NULL,
+    at BIGINT NOT NULL, ok BOOLEAN NOT NULL);
 CREATE TABLE IF NOT EXISTS srv_audit (seq BIGINT PRIMARY KEY, ts BIGINT NOT NULL, actor_user TEXT NOT NULL,
     actor_device TEXT NOT NULL, action TEXT NOT NULL, object TEXT NOT NULL, outcome TEXT NOT NULL,
     address TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
@@ -169,6 +173,7 @@ Result<std::unique_ptr<PgStore>> PgStore::open(const std::string& url, const PgS
     store->m_pool = std::make_unique<pg::Pool>(url, options.pool_size, options.connect,
                                                std::chrono::milliseconds(options.checkout_timeout_ms));
     UBUZIMA_TRY(store->init());
+    store->m_buckets = make_pg_rate_buckets(*store->m_pool);
     return store;
 }
 
@@ -275,6 +280,7 @@ Status PgStore::write(const std::function<Status(WriteTxn&)>& fn) {
     }
     PgTxn txn(db, *m_schema, m_node);
     Status s = fn(txn);
+    if (s.ok()) s = txn.flush();
     if (s.ok()) s = db.commit();
     else (void)db.exec("ROLLBACK");
     if (s.ok())

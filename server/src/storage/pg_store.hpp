@@ -40,12 +40,14 @@ public:
     sync::Hlc saved_clock() const override { return m_saved_clock.load(); }
     const std::string& feed_epoch() const override { return m_feed_epoch; }
     StoreStats stats() const override;
+    SharedRateBuckets* shared_rate_buckets() override { return m_buckets.get(); }
 
 private:
     PgStore() = default;
     Status init();
 
     std::unique_ptr<pg::Pool> m_pool;
+    std::unique_ptr<SharedRateBuckets> m_buckets;  // on m_pool (pg_rate_buckets.cpp)
     const schema::Schema* m_schema = nullptr;
     sync::NodeId m_node = 0;
     std::atomic<sync::Hlc> m_saved_clock{0};

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "storage/pg/pg_connection.hpp"
+#include "storage/pg_write_buffer.hpp"
 #include "storage/server_store.hpp"
 
 namespace ubuzima::server {
@@ -28,9 +29,13 @@ public:
     std::optional<sync::Hlc> saved_clock() const { return m_clock; }
     /// The transaction's connection (tests stall a transaction with it).
     pg::Connection& connection() { return m_db; }
+    /// Sends the buffered row and feed writes; PgStore::write calls it before COMMIT.
+    Status flush() { return m_buffer.flush(m_db); }
 
     // pg_rows.cpp
     Result<std::optional<StoredRow>> read_row(const schema::TableDef& table, const std::string& id) override;
+    Result<std::map<std::string, StoredRow>> read_rows(const schema::TableDef& table,
+                                                       const std::vector<std::string>& ids) override;
     Result<std::int64_t> feed_head() override;
     Result<std::vector<FeedEntry>> feed_after(std::int64_t after, const std::vector<std::string>* facilities,
                                               int limit) override;
@@ -93,7 +98,11 @@ private:
     const schema::Schema& m_schema;
     sync::NodeId m_node;
     std::optional<sync::Hlc> m_clock;
+    PgWriteBuffer m_buffer;
 };
+
+/// Rate-limit buckets in srv_rate, shared by every process on the database (pg_rate_buckets.cpp).
+std::unique_ptr<SharedRateBuckets> make_pg_rate_buckets(pg::Pool& pool);
 
 /// The DDL of the bookkeeping tables (idempotent).
 Status pg_create_bookkeeping(pg::Connection& db);

@@ -144,6 +144,19 @@ public:
     // ---- domain rows and the feed ----
     /// The row, or nullopt when it was never written (tombstoned rows are returned).
     virtual Result<std::optional<StoredRow>> read_row(const schema::TableDef& table, const std::string& id) = 0;
+    /// The rows of `ids` that were ever written, by id (a page of a pull, a batch of a push).
+    /// A backend whose reads are round trips answers with one statement; the default asks
+    /// read_row for each.
+    virtual Result<std::map<std::string, StoredRow>> read_rows(const schema::TableDef& table,
+                                                               const std::vector<std::string>& ids) {
+        std::map<std::string, StoredRow> out;
+        for (const std::string& id : ids) {
+            auto row = read_row(table, id);
+            if (!row.ok()) return row.status();
+            if (*row) out.emplace(id, std::move(**row));
+        }
+        return out;
+    }
     /// Feed entries with seq > after, ordered by seq, at most `limit`. `facilities` null = every
     /// entry; otherwise only unscoped entries and entries scoped to one of them (an exit entry is
     /// scoped to the facility the row left).
@@ -190,7 +203,8 @@ public:
     /// where it is back. Called only for moves, so ordinary writes pay nothing for exits.
     virtual Status record_move(const std::string& table, const std::string& row_id,
                                const std::optional<std::string>& from, const std::optional<std::string>& to) = 0;
-    /// Inserts or replaces the whole row (one statement per row write).
+    /// Inserts or replaces the whole row. A backend may hold the write until the commit (or the
+    /// next feed read); read_row and read_rows in the same transaction see it either way.
     virtual Status write_row(const schema::TableDef& table, const StoredRow& row) = 0;
     /// The stored push result (JSON) of a batch this user already sent.
     virtual Result<std::optional<std::string>> find_batch(const std::string& user_id, const std::string& batch_id) = 0;
@@ -253,6 +267,18 @@ struct StoreStats {
     double writer_wait_seconds = 0;      ///< total time writes waited for the writer lock
 };
 
+/// Token buckets that every server process on one store shares (api/rate_limiter.hpp asks them
+/// after its own in-memory bucket agreed). Thread-safe.
+class SharedRateBuckets {
+public:
+    virtual ~SharedRateBuckets() = default;
+    /// Takes one token from `key`'s bucket (`per_s` refill, `burst` capacity) at `now_ms`:
+    /// 0 when taken, else the ms until one is available.
+    virtual Result<std::int64_t> take(const std::string& key, double per_s, double burst, std::int64_t now_ms) = 0;
+    /// Forgets buckets untouched since `before_ms` (they would be full again); returns how many.
+    virtual Result<std::int64_t> prune(std::int64_t before_ms) = 0;
+};
+
 class ServerStore {
 public:
     virtual ~ServerStore() = default;
@@ -272,6 +298,9 @@ public:
     virtual const std::string& feed_epoch() const = 0;
     /// Counters for the metrics; cheap, thread-safe.
     virtual StoreStats stats() const = 0;
+    /// Rate-limit buckets shared with the other processes on this store, or null when the store
+    /// has one process only (SQLite: the data directory is locked to it) and memory is enough.
+    virtual SharedRateBuckets* shared_rate_buckets() { return nullptr; }
 };
 
 }  // namespace ubuzima::server

@@ -65,6 +65,46 @@ Params& Params::add(double v) {
     return add(std::string_view(buf));
 }
 
+namespace {
+
+// Every element quoted, with " and \ escaped: the array input syntax then takes any text as is
+// (an unquoted element would be trimmed, and NULL or a comma would change its meaning).
+void append_array_element(std::string& out, const std::string& item) {
+    out += '"';
+    for (char c : item) {
+        if (c == '"' || c == '\\') out += '\\';
+        out += c;
+    }
+    out += '"';
+}
+
+}  // namespace
+
+Params& Params::add_text_array(const std::vector<std::optional<std::string>>& items) {
+    std::string out = "{";
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        if (i) out += ',';
+        if (items[i]) append_array_element(out, *items[i]);
+        else out += "NULL";
+    }
+    return add(out + "}");
+}
+
+Params& Params::add_text_array(const std::vector<std::string>& items) {
+    std::string out = "{";
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        if (i) out += ',';
+        append_array_element(out, items[i]);
+    }
+    return add(out + "}");
+}
+
+Params& Params::add_int_array(const std::vector<std::int64_t>& items) {
+    std::string out = "{";
+    for (std::size_t i = 0; i < items.size(); ++i) out += (i ? "," : "") + std::to_string(items[i]);
+    return add(out + "}");
+}
+
 std::vector<const char*> Params::pointers() const {
     std::vector<const char*> out;
     out.reserve(m_values.size());

@@ -79,6 +79,11 @@ public:
     }
     Params& add_optional(const std::optional<std::string>& v) { return v ? add(*v) : add_null(); }
     Params& add_optional(const std::optional<std::int64_t>& v) { return v ? add(*v) : add_null(); }
+    /// A one-dimensional array literal for a `$n::text[]` parameter (nullopt elements are NULL).
+    Params& add_text_array(const std::vector<std::optional<std::string>>& items);
+    Params& add_text_array(const std::vector<std::string>& items);
+    /// For a `$n::bigint[]` parameter.
+    Params& add_int_array(const std::vector<std::int64_t>& items);
 
     int size() const { return static_cast<int>(m_values.size()); }
     /// Pointers for PQexecPrepared (valid while this object lives and is not changed).
