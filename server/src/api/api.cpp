@@ -99,6 +99,7 @@ Api::Api(ServerStore& store, ServerOptions options)
     add_sync_routes();
     add_admin_routes();
     add_ops_routes();
+    add_indicator_routes();
     add_ops_gauges();
 }
 

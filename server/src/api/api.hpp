@@ -101,6 +101,7 @@ private:
     void add_sync_routes();   // sync_routes.cpp
     void add_admin_routes();  // admin_routes.cpp
     void add_ops_routes();    // ops_routes.cpp
+    void add_indicator_routes();  // indicator_routes.cpp
 
     // auth_routes.cpp
     http::Response health(const Call& call);
@@ -111,6 +112,8 @@ private:
     http::Response health_live(const Call& call);
     http::Response health_ready(const Call& call);
     http::Response metrics_page(const Call& call);
+    // indicator_routes.cpp
+    http::Response indicator(const Call& call);
     // sync_routes.cpp
     http::Response sync(const Call& call);
     http::Response list_conflicts(const Call& call);
