@@ -133,6 +133,19 @@ coord_token=$(api "$url/v1/auth/login" -H 'Content-Type: application/json' \
     python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
 api "$url/v1/conflicts?status=open" -H "Authorization: Bearer $coord_token" | python3 -m json.tool
 
+step "The coordinator's indicators, computed on the server from what the tablets synced"
+printf '$ curl -H "Authorization: Bearer <coordinator>" %s/v1/indicators/needs\n' "$url"
+api "$url/v1/indicators/needs" -H "Authorization: Bearer $coord_token" | python3 -c '
+import json, sys
+for f in json.load(sys.stdin)["facilities"]:
+    print("%s: %d needs (%d matched, %d open and unmatched), by priority %s" % (
+        f["facility_id"], f["needs"], f["matched"], f["unmatched_open"], f["by_priority"]))'
+printf '$ curl -H "Authorization: Bearer <coordinator>" %s/v1/indicators/services\n' "$url"
+api "$url/v1/indicators/services" -H "Authorization: Bearer $coord_token" | python3 -c '
+import json, sys
+for r in json.load(sys.stdin)["rows"]:
+    print("%(month)s %(facility_id)s %(service_type)s %(sex)s %(age_band)s: %(patients)d patients" % r)'
+
 a_state=$("$cli" "${A[@]}" list need)
 b_state=$("$cli" "${B[@]}" list need)
 if [ "$a_state" = "$b_state" ]; then
