@@ -125,22 +125,21 @@ Status SyncService::pull(const AuthUser& user, const sync::SyncRequest& request,
             return true;
         };
         // The page's rows, with one read per table (one statement each on PostgreSQL).
+        std::vector<bool> skip(entries->size());
         std::map<std::string, std::vector<std::string>> wanted;
-        for (const FeedEntry& e : *entries)
-            if (m_schema.table(e.table) && !only_own_writes(e)) wanted[e.table].push_back(e.row_id);
-        std::map<std::string, std::map<std::string, StoredRow>> rows;
-        for (auto& [table, ids] : wanted) {
-            std::sort(ids.begin(), ids.end());
-            ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-            auto read = tx.read_rows(*m_schema.table(table), ids);
-            if (!read.ok()) return read.status();
-            rows[table] = std::move(*read);
+        for (std::size_t i = 0; i < entries->size(); ++i) {
+            skip[i] = only_own_writes((*entries)[i]);
+            if (!skip[i]) wanted[(*entries)[i].table].push_back((*entries)[i].row_id);
         }
-        for (const FeedEntry& e : *entries) {
+        auto rows = read_rows_by_table(tx, m_schema, std::move(wanted));
+        if (!rows.ok()) return rows.status();
+        for (std::size_t i = 0; i < entries->size(); ++i) {
+            const FeedEntry& e = (*entries)[i];
             const schema::TableDef* t = m_schema.table(e.table);
-            if (!t || only_own_writes(e)) continue;
-            auto found = rows[e.table].find(e.row_id);
-            if (found == rows[e.table].end()) continue;
+            if (!t || skip[i]) continue;
+            const std::map<std::string, StoredRow>& table_rows = (*rows)[e.table];
+            auto found = table_rows.find(e.row_id);
+            if (found == table_rows.end()) continue;
             const StoredRow* row = &found->second;
             if (e.gone) {
                 // The row left a facility this user sees; it is gone for them unless they see

@@ -1,7 +1,6 @@
 // Ubuzima Sync — MIT licence.
 // The push path: the field merge and the conflict journal (the rules that may refuse a change
 // are in push_rules.cpp), and one batch applied in one transaction.
-#include <algorithm>
 #include <map>
 #include <set>
 
@@ -103,19 +102,10 @@ Result<sync::PushResult> SyncService::push(WriteTxn& tx, const AuthUser& user, c
     const PushContext ctx{user, request.node, m_options, m_schema, deferred};
     // Every row the batch touches, read with one call per table (one statement each on
     // PostgreSQL) and kept as the batch writes them.
-    std::map<std::pair<std::string, std::string>, StoredRow> rows;
-    {
-        std::map<std::string, std::vector<std::string>> wanted;
-        for (const Change& ch : batch.changes)
-            if (m_schema.table(ch.table)) wanted[ch.table].push_back(ch.row_id);
-        for (auto& [table, ids] : wanted) {
-            std::sort(ids.begin(), ids.end());
-            ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-            auto read = tx.read_rows(*m_schema.table(table), ids);
-            if (!read.ok()) return read.status();
-            for (auto& [id, row] : *read) rows.emplace(std::make_pair(table, id), std::move(row));
-        }
-    }
+    std::map<std::string, std::vector<std::string>> wanted;
+    for (const Change& ch : batch.changes) wanted[ch.table].push_back(ch.row_id);
+    auto rows = read_rows_by_table(tx, m_schema, std::move(wanted));
+    if (!rows.ok()) return rows.status();
     for (std::size_t i = 0; i < batch.changes.size(); ++i) {
         const Change& ch = batch.changes[i];
         const TableDef* t = m_schema.table(ch.table);
@@ -123,9 +113,9 @@ Result<sync::PushResult> SyncService::push(WriteTxn& tx, const AuthUser& user, c
             result.rejected.push_back({i, ErrorCode::UnknownTable, "unknown table '" + ch.table + "'", std::nullopt});
             continue;
         }
-        const auto key = std::make_pair(ch.table, ch.row_id);
+        std::map<std::string, StoredRow>& table_rows = (*rows)[ch.table];
         std::optional<StoredRow> row;
-        if (auto cached = rows.find(key); cached != rows.end()) row = cached->second;
+        if (auto cached = table_rows.find(ch.row_id); cached != table_rows.end()) row = cached->second;
         const Status verdict = check_change(tx, *t, row, ch, ctx);
         if (verdict.code() == ErrorCode::ClockSkew) deferred.insert({ch.table, ch.row_id});
         if (!verdict.ok()) {
@@ -164,7 +154,7 @@ Result<sync::PushResult> SyncService::push(WriteTxn& tx, const AuthUser& user, c
             if (!stamped.ok()) return stamped.status();
             final_row = std::move(stamped->row);
         }
-        if (wrote) rows[key] = final_row;
+        if (wrote) table_rows[ch.row_id] = final_row;
         if (written && wrote) {
             WrittenRow& w = (*written)[{ch.table, ch.row_id}];
             w.seq = final_row.seq;

@@ -2,6 +2,8 @@
 // Sync round trips, seeds, conflict resolution and the device's health record.
 #include "replication/sync_service.hpp"
 
+#include <algorithm>
+
 #include "audit/audit_log.hpp"
 #include "ubuzima/sync/ids.hpp"
 
@@ -177,6 +179,21 @@ Result<sync::Version> SyncService::resolve_conflict(const AuthUser& user, std::i
     });
     if (!done.ok()) return done;
     return written;
+}
+
+Result<RowsByTable> read_rows_by_table(ReadTxn& tx, const schema::Schema& schema,
+                                       std::map<std::string, std::vector<std::string>> wanted) {
+    RowsByTable out;
+    for (auto& [name, ids] : wanted) {
+        const schema::TableDef* table = schema.table(name);
+        if (!table) continue;
+        std::sort(ids.begin(), ids.end());
+        ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+        auto rows = tx.read_rows(*table, ids);
+        if (!rows.ok()) return rows.status();
+        out[name] = std::move(*rows);
+    }
+    return out;
 }
 
 }  // namespace ubuzima::server

@@ -122,6 +122,13 @@ struct ApplyOutcome {
 /// Merges `change` field by field into `row` (nullopt = new row) with sync::merge_field, writes
 /// the row once with one new seq for everything applied, and journals every losing write.
 /// `author`: the user id behind the change ("" for the server's own writes).
+/// Rows by table, then by id.
+using RowsByTable = std::map<std::string, std::map<std::string, StoredRow>>;
+/// Reads the rows `wanted` names (table → ids; duplicates and unknown tables are ignored) with
+/// one read_rows call per table: a push's batch, a pull's page.
+Result<RowsByTable> read_rows_by_table(ReadTxn& tx, const schema::Schema& schema,
+                                       std::map<std::string, std::vector<std::string>> wanted);
+
 Result<ApplyOutcome> apply_change(WriteTxn& tx, const schema::TableDef& table, std::optional<StoredRow> row,
                                   const sync::Change& change, std::int64_t now_ms, const std::string& author);
 

@@ -16,14 +16,12 @@ using nlohmann::json;
 
 namespace {
 
-constexpr const char* kHidden[] = {"_deleted", "_v", "_s", "_seq", "_scope", "_c", "_author", "_moved"};
-
 std::string deleted_key() { return std::string(sync::kDeletedField); }
 
 std::string column_list(const schema::TableDef& table) {
     std::string list = "id";
     for (const schema::FieldDef& f : table.fields) list += ", " + pg::quote_ident(f.name);
-    for (const char* h : kHidden) list += std::string(", ") + h;
+    for (const std::string& h : pg_extra_column_names()) list += ", " + h;
     return list;
 }
 

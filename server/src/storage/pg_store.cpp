@@ -136,6 +136,15 @@ const std::vector<std::string>& pg_extra_columns() {
     return cols;
 }
 
+const std::vector<std::string>& pg_extra_column_names() {
+    static const std::vector<std::string> names = [] {
+        std::vector<std::string> out;
+        for (const std::string& ddl : pg_extra_columns()) out.push_back(ddl.substr(0, ddl.find(' ')));
+        return out;
+    }();
+    return names;
+}
+
 Status pg_create_bookkeeping(pg::Connection& db) { return db.exec(kBookkeepingSql); }
 
 Status pg_ensure_tables(pg::Connection& db, const schema::Schema& schema) {

@@ -16,6 +16,8 @@ namespace ubuzima::server {
 /// The hidden bookkeeping columns of every domain table in PostgreSQL DDL (the same names as
 /// server_extra_columns() on SQLite).
 const std::vector<std::string>& pg_extra_columns();
+/// Their names alone, in the same order (the SELECT and upsert column lists).
+const std::vector<std::string>& pg_extra_column_names();
 /// The PostgreSQL column type of a schema field type.
 const char* pg_type(schema::FieldType type);
 

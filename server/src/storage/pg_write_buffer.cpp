@@ -58,9 +58,9 @@ std::string upsert_rows_sql(const schema::TableDef& table) {
         defs += ", " + name + " " + pg_type(f.type);
         updates += (updates.empty() ? "" : ", ") + name + " = excluded." + name;
     }
-    for (const char* h : {"_deleted", "_v", "_s", "_seq", "_scope", "_c", "_author", "_moved"}) {
-        cols += std::string(", ") + h;
-        updates += (updates.empty() ? "" : ", ") + std::string(h) + " = excluded." + h;
+    for (const std::string& h : pg_extra_column_names()) {
+        cols += ", " + h;
+        updates += (updates.empty() ? "" : ", ") + h + " = excluded." + h;
     }
     return "INSERT INTO " + pg::quote_ident(table.name) + " (" + cols + ") SELECT " + cols +
            " FROM json_to_recordset($1::json) AS r(" + defs + hidden + ") ON CONFLICT (id) DO UPDATE SET " + updates;
